@@ -1,0 +1,5 @@
+import sys
+
+from mfdeep.cli import main
+
+sys.exit(main())

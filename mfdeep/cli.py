@@ -1,0 +1,129 @@
+"""The ``mfdeep`` command line.
+
+Exit codes: 0 when every requested claim holds, 1 when one fails, 2 on bad
+input (unknown instance or claim, malformed file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import sys
+import tempfile
+
+
+def _atomic_write(path, text):
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path = pathlib.Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _environment():
+    import flint
+    import mpmath
+    import numpy
+    import sympy
+
+    import mfdeep
+
+    return {"mfdeep": mfdeep.__version__, "python": platform.python_version(),
+            "platform": platform.platform(), "numpy": numpy.__version__,
+            "sympy": sympy.__version__, "mpmath": mpmath.__version__,
+            "python-flint": flint.__version__}
+
+
+def _fmt(x):
+    return "0" if x == 0 else f"{x:.3g}"
+
+
+def _table(report):
+    rows = [("claim", "statement", "figure", "bound", "holds", "time")]
+    for c in report["claims"]:
+        rows.append((c["id"], c["statement"][:58], _fmt(c["figure"]), _fmt(c["bound"]),
+                     "yes" if c["holds"] else "NO", f"{c['seconds']:.1f}s"))
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _markdown(report):
+    out = [f"# mfdeep verify: instance `{report['instance']}`", "",
+           "| claim | statement | figure | bound | holds |", "|---|---|---|---|---|"]
+    for c in report["claims"]:
+        out.append(f"| {c['id']} | {c['statement']} | {_fmt(c['figure'])} | "
+                   f"{_fmt(c['bound'])} | {'yes' if c['holds'] else 'NO'} |")
+    out += ["", "Claims without a check yet:", ""]
+    out += [f"* {k}: {v}" for k, v in report["pending"].items()]
+    return "\n".join(out) + "\n"
+
+
+def cmd_verify(args):
+    from tqdm import tqdm
+
+    from mfdeep.claims import CHECKS, parse_claims, verify
+    from mfdeep.errors import InstanceError
+    from mfdeep.model import load_instance
+
+    try:
+        instance = load_instance(args.instance)
+        ids = parse_claims(args.claims) if args.claims else sorted(
+            CHECKS, key=lambda s: int(s[1:]))
+    except (InstanceError, ValueError) as exc:
+        print(f"mfdeep verify: {exc}", file=sys.stderr)
+        return 2
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def wrap(ids):
+        return tqdm(ids, desc="claims", unit="claim", file=sys.stderr,
+                    disable=args.no_progress)
+
+    report = verify(instance, ids, quick=args.quick, wrap=wrap)
+    report["environment"] = _environment()
+    report["instance_description"] = instance.description
+
+    print(f"instance: {instance.name} ({instance.description})")
+    print(_table(report))
+    _atomic_write(out / "report.json", json.dumps(report, indent=2) + "\n")
+    _atomic_write(out / "report.md", _markdown(report))
+    print(f"wrote {out / 'report.json'} and {out / 'report.md'}")
+    ok = all(c["holds"] for c in report["claims"])
+    print("all claims hold" if ok else "SOME CLAIMS FAIL")
+    return 0 if ok else 1
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="mfdeep", description="Mean-field limit of deep neural networks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    v = sub.add_parser("verify", help="check the claims C1-C12 on an instance")
+    v.add_argument("--instance", default="default",
+                   help="built-in name (default, exact, mlp, l2) or a TOML file")
+    v.add_argument("--claims", default=None, help="comma-separated ids, e.g. C3,C7")
+    v.add_argument("--quick", action="store_true", help="smaller sizes, faster")
+    v.add_argument("--out", default="mfdeep-out", help="folder for report files")
+    v.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    v.set_defaults(func=cmd_verify)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""Exceptions shared by every part of mfdeep."""
+
+
+class MfdeepError(Exception):
+    """Base class of the errors mfdeep raises on purpose."""
+
+
+class InstanceError(MfdeepError, ValueError):
+    """An instance, law, map or file is malformed; the message names the field."""
+
+
+class NotExactError(MfdeepError, TypeError):
+    """An exact (rational) computation met a map that is not polynomial."""
+
+
+class NonFiniteError(MfdeepError, FloatingPointError):
+    """A NaN or Inf appeared; the message names the step and the layer."""
