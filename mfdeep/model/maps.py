@@ -68,6 +68,10 @@ class EdgeMap:
     joint : Program
         (sigma, d_h sigma, d_w0 sigma, ...) in one pass with shared
         subexpressions (inner and output maps; sigma alone for input maps).
+    features : Program or None
+        For inner maps linear in w, sigma(h, w) = sum_k w_k f_k(h): the
+        program h -> (f_0, ..., f_{p-1}, f_0', ..., f_{p-1}'). Backends use it
+        to turn the sums over edges into matrix products. None otherwise.
     """
 
     name: str
@@ -81,6 +85,11 @@ class EdgeMap:
     d_h: Program | None
     d_w: tuple
     joint: Program
+    features: Program | None = None
+
+    @property
+    def linear_in_w(self):
+        return self.features is not None
 
     @property
     def p(self):
@@ -144,8 +153,19 @@ def make_map(kind, name, expr, variables, params, covered="no", description=""):
     if kind == "inner":
         derivatives += [sympy.diff(expr, w) for w in canon_params]
     joint = compile_exprs([expr, *derivatives], args)
+    features = _linear_features(expr, canon_params) if kind == "inner" else None
     return EdgeMap(name, kind, expr, canon_vars, canon_params, covered, description,
-                   value, d_h, d_w, joint)
+                   value, d_h, d_w, joint, features)
+
+
+def _linear_features(expr, params):
+    """Program h -> (f_k, f_k') when expr = sum_k w_k f_k(h); None otherwise."""
+    f = [sympy.diff(expr, w) for w in params]
+    if any(fk.free_symbols & set(params) for fk in f):
+        return None
+    if sympy.simplify(expr - sum(w * fk for w, fk in zip(params, f))) != 0:
+        return None
+    return compile_exprs(f + [sympy.diff(fk, h) for fk in f], (h,))
 
 
 # The registry: kind -> name -> factory(d_x) -> EdgeMap.
