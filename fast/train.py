@@ -1,0 +1,172 @@
+"""Training finite networks: online SGD and population gradient flow.
+
+* :func:`sgd` -- W <- W + eps * b(k eps) with b the drift of a mini-batch of
+  B fresh samples from the data law P per replica (MODEL.md section 1);
+  indices come from a ``torch.Generator`` seeded by ``seed``.
+* :func:`gradient_flow` -- dW/dt = b^N(W, t) by Euler, Heun or RK4 steps.
+
+Both record outputs and risk (and, if asked, weights) at requested steps
+only, so no tensor grows with the number of steps. A NaN or Inf stops the run
+with :class:`~mfdeep.errors.NonFiniteError` naming the step, layer and replica.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from mfdeep.errors import InstanceError, NonFiniteError
+from mfdeep.fast.network import (backward, check_finite, drift, forward, outputs,
+                                 population_drift)
+
+
+@dataclass
+class Record:
+    """Quantities recorded at the requested steps.
+
+    ``times`` (list of float); ``risk`` (n_rec, R); ``outputs`` (n_rec, R, n);
+    ``weights`` list over records of lists over layers of (R, N, N, p), or
+    None; ``stats`` solver statistics (steps, seconds).
+    """
+
+    times: list
+    risk: torch.Tensor
+    outputs: torch.Tensor
+    weights: list | None
+    stats: dict = field(default_factory=dict)
+
+
+class _Recorder:
+    def __init__(self, model, record_weights):
+        self.model, self.record_weights = model, record_weights
+        self.times, self.risk, self.outputs, self.weights = [], [], [], []
+
+    def __call__(self, state, t):
+        yhat = outputs(self.model, state)
+        m = self.model
+        self.times.append(float(t))
+        self.outputs.append(yhat)
+        self.risk.append((m.P * m.loss(m.Y, yhat)).sum(dim=1))
+        if self.record_weights:
+            self.weights.append([w.clone() for w in state.W])
+
+    def result(self, **stats):
+        return Record(self.times, torch.stack(self.risk), torch.stack(self.outputs),
+                      self.weights if self.record_weights else None, stats)
+
+
+def _steps_set(record_steps, n_steps):
+    steps = sorted({int(s) for s in (record_steps if record_steps is not None
+                                     else [0, n_steps])})
+    bad = [s for s in steps if s < 0 or s > n_steps]
+    if bad:
+        raise InstanceError(f"record steps {bad} outside 0 .. n_steps={n_steps}")
+    return set(steps)
+
+
+def _check_outputs(yhat, state, step):
+    if not bool(torch.isfinite(yhat).all()):
+        check_finite(state, step)
+        r = int(torch.nonzero(~torch.isfinite(yhat).all(dim=1))[0])
+        raise NonFiniteError(f"non-finite output at step {step}, replica {r}")
+
+
+def sgd(model, state, eps, n_steps, batch=1, seed=0, record_steps=None,
+        record_weights=False, check_every=1):
+    """Online SGD with step ``eps`` for ``n_steps`` steps, in place on ``state``.
+
+    Parameters
+    ----------
+    eps : float
+        Time step; step k uses the learning rate alpha(k eps).
+    batch : int
+        Fresh samples per step and replica (B >= 1).
+    seed : int
+        Seeds the sample generator on the model's device.
+    record_steps : iterable of int, optional
+        Steps at which outputs and risk are recorded (default: 0 and n_steps).
+    check_every : int
+        Steps between NaN/Inf checks of the outputs (a device sync each).
+    """
+    if not eps > 0:
+        raise InstanceError(f"eps={eps!r} must be positive")
+    if batch < 1:
+        raise InstanceError(f"batch={batch!r} must be >= 1")
+    rec = _Recorder(model, record_weights)
+    steps = _steps_set(record_steps, n_steps)
+    g = torch.Generator(device=model.device).manual_seed(seed)
+    R = state.R
+    start = time.perf_counter()
+    for k in range(n_steps + 1):
+        if k in steps:
+            rec(state, k * eps)
+        if k == n_steps:
+            break
+        idx = torch.multinomial(model.P.expand(R, -1), batch, replacement=True,
+                                generator=g)
+        X, Y = model.X[idx], model.Y[idx]
+        H, yhat, cache = forward(model, state, X)
+        if check_every and k % check_every == 0:
+            _check_outputs(yhat, state, k)
+        G = backward(model, state, cache)
+        c = model.dloss(Y, yhat) / batch
+        for W, b in zip(state.W, drift(model, state, cache, G, c, k * eps)):
+            W.add_(b, alpha=eps)
+    check_finite(state, n_steps)
+    return state, rec.result(steps=n_steps, seconds=time.perf_counter() - start)
+
+
+_TABLEAUS = {
+    "euler": ([], [1.0]),
+    "heun": ([[1.0]], [0.5, 0.5]),
+    "rk4": ([[0.5], [0.0, 0.5], [0.0, 0.0, 1.0]], [1 / 6, 1 / 3, 1 / 3, 1 / 6]),
+}
+_NODES = {"euler": [0.0], "heun": [0.0, 1.0], "rk4": [0.0, 0.5, 0.5, 1.0]}
+
+
+def explicit_step(f, y, t, dt, method):
+    """One explicit Runge-Kutta step for a list of tensors ``y``; ``f(y, t)``."""
+    if method not in _TABLEAUS:
+        raise InstanceError(f"method={method!r}; use one of {sorted(_TABLEAUS)}")
+    a, b = _TABLEAUS[method]
+    c = _NODES[method]
+    ks = []
+    for s in range(len(b)):
+        ys = y
+        if s:
+            ys = [yi + dt * sum(a[s - 1][j] * ks[j][i] for j in range(s)
+                                if a[s - 1][j])
+                  for i, yi in enumerate(y)]
+        ks.append(f(ys, t + c[s] * dt))
+    return [yi + dt * sum(bj * k[i] for bj, k in zip(b, ks)) for i, yi in enumerate(y)]
+
+
+def gradient_flow(model, state, T, dt, method="rk4", record_steps=None,
+                  record_weights=False):
+    """Population gradient flow dW/dt = b^N(W, t) on [0, T] with steps ``dt``.
+
+    Returns the final state (a new object) and a :class:`Record`.
+    """
+    if not (T > 0 and dt > 0):
+        raise InstanceError(f"T={T!r} and dt={dt!r} must be positive")
+    n_steps = max(1, round(T / dt))
+    dt = T / n_steps
+    rec = _Recorder(model, record_weights)
+    steps = _steps_set(record_steps, n_steps)
+    current = state.clone()
+    start = time.perf_counter()
+
+    def f(W, t):
+        s = type(current)(current.theta0, W, current.thetaL)
+        return population_drift(model, s, t)[0]
+
+    for k in range(n_steps + 1):
+        if k in steps:
+            rec(current, k * dt)
+        if k == n_steps:
+            break
+        current.W = explicit_step(f, current.W, k * dt, dt, method)
+        check_finite(current, k + 1)
+    return current, rec.result(steps=n_steps, seconds=time.perf_counter() - start)
