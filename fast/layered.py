@@ -86,7 +86,6 @@ def mean_fields(model, lim, W, t=0.0):
     L, X = model.L, model.X
     a = -model.alpha(t)
     h1 = model.sigma0(*[X[:, None, k] for k in range(X.shape[1])], *_split(lim.A0[None]))
-    h1 = h1 + torch.zeros(X.shape[0], lim.A0.shape[0], dtype=X.dtype, device=X.device)
     f = MeanFields()
     if L == 2:
         J1 = model.sigma[0](h1[:, :, None, None], *_split(W[0][None]))

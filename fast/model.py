@@ -16,6 +16,27 @@ from mfdeep.fast.ops import OPS
 FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
+def broadcasting(fn):
+    """Wrap a bound program so every output has the broadcast shape of its inputs.
+
+    A derivative that does not depend on some argument (d/dw of w tanh h,
+    say) would otherwise come back with a smaller shape, or as a number.
+    """
+
+    def call(*args):
+        shape = torch.broadcast_shapes(*[a.shape for a in args if torch.is_tensor(a)])
+        ref = next(a for a in args if torch.is_tensor(a))
+        outs = fn(*args)
+        single = not isinstance(outs, tuple)
+        outs = (outs,) if single else outs
+        full = tuple(torch.broadcast_to(o, shape) if torch.is_tensor(o)
+                     else torch.full(shape, float(o), dtype=ref.dtype, device=ref.device)
+                     for o in outs)
+        return full[0] if single else full
+
+    return call
+
+
 def check_dtype(dtype):
     if dtype not in FLOAT_DTYPES:
         raise TypeError(
@@ -31,12 +52,12 @@ class TorchModel:
         check_dtype(dtype)
         self.instance, self.L = instance, instance.L
         self.dtype, self.device = dtype, torch.device(device)
-        self.sigma0 = instance.sigma0.value.bind(OPS)
-        self.sigma = [s.joint.bind(OPS) for s in instance.sigma]
-        self.features = [s.features.bind(OPS) if s.linear_in_w else None
+        self.sigma0 = broadcasting(instance.sigma0.value.bind(OPS))
+        self.sigma = [broadcasting(s.joint.bind(OPS)) for s in instance.sigma]
+        self.features = [broadcasting(s.features.bind(OPS)) if s.linear_in_w else None
                          for s in instance.sigma]
         self.p = [s.p for s in instance.sigma]
-        self.sigmaL = instance.sigmaL.joint.bind(OPS)
+        self.sigmaL = broadcasting(instance.sigmaL.joint.bind(OPS))
         self.loss = instance.loss.value.bind(OPS)
         self.dloss = instance.loss.d_yhat.bind(OPS)
         self._alpha = instance.schedule.program.bind(OPS)
@@ -52,8 +73,7 @@ class TorchModel:
         """h_1 = sigma0(x, theta0): ``X`` (R, B, d_x), ``theta0`` (R, N, p0) -> (R, B, N)."""
         xs = [X[:, :, None, k] for k in range(X.shape[-1])]
         ts = [theta0[:, None, :, k] for k in range(theta0.shape[-1])]
-        return self.sigma0(*xs, *ts) + torch.zeros(
-            X.shape[0], X.shape[1], theta0.shape[1], dtype=X.dtype, device=X.device)
+        return self.sigma0(*xs, *ts)
 
     def check_tensor(self, name, tensor, shape=None):
         if not isinstance(tensor, torch.Tensor):

@@ -99,22 +99,18 @@ def forward(model, state, X):
         p = W.shape[-1]
         if feats is not None:
             F = feats(h)
-            F = [f + torch.zeros_like(h) if not torch.is_tensor(f) or f.shape != h.shape
-                 else f for f in F]
             nxt = sum(torch.matmul(F[k], W[..., k]) for k in range(p)) / N
             cache.append(("linear", F[p:], F[:p]))
         else:
             out = model.sigma[l - 1](h[:, :, :, None], *[W[:, None, :, :, k]
                                                          for k in range(p)])
-            out = [o + torch.zeros(h.shape + (N,), dtype=h.dtype, device=h.device)
-                   if not torch.is_tensor(o) or o.dim() < 4 else o for o in out]
             nxt = out[0].mean(dim=2)
             cache.append(("edge", out[1], out[2:]))
         H.append(nxt)
     sL, dL = model.sigmaL(H[-1], *[state.thetaL[:, None, :, k]
                                    for k in range(state.thetaL.shape[-1])])
     yhat = sL.mean(dim=2)
-    return H, yhat, (cache, dL + torch.zeros_like(H[-1]))
+    return H, yhat, (cache, dL)
 
 
 def backward(model, state, cache):

@@ -1,0 +1,66 @@
+"""C8 and C12 on the default instance, and the ideal-particle coupling itself."""
+
+import pytest
+import torch
+
+from mfdeep.claims import check_c8, check_c12
+from mfdeep.fast.layered import ideal_particles, solve_limit
+from mfdeep.fast.model import TorchModel
+from mfdeep.fast.network import draw_network
+from mfdeep.model import load_instance
+
+
+@pytest.fixture(scope="module")
+def quick_runs():
+    # N in {64, 128, 256} with 32, 16, 8 replicas, seeds fixed: the slope's
+    # standard error is reported in the details (about 0.05 here), so the
+    # band [-0.65, -0.35] sits about three standard errors from -0.5.
+    cache = {}
+    c8 = check_c8(load_instance("default"), quick=True, cache=cache)
+    c12 = check_c12(load_instance("default"), quick=True, cache=cache)
+    return c8, c12
+
+
+def test_ideal_particles_track_the_network_at_rate_n_to_minus_one_half(quick_runs):
+    figure, _, details, holds = quick_runs[0]
+    assert holds, details
+    assert all(-0.65 <= s <= -0.35 for s in details["slopes"])
+
+
+def test_every_layer_moves_by_an_n_independent_amount(quick_runs):
+    figure, bound, details, holds = quick_runs[1]
+    assert holds, details
+    assert figure >= bound
+
+
+def test_network_and_particles_start_together_then_separate():
+    # Same draws: the gap is exactly zero at t = 0 and positive later (finite
+    # N), so the coupling is built from one set of draws, not two.
+    instance = load_instance("exact")
+    model = TorchModel(instance)
+    net = draw_network(instance, 6, R=2, seed=0)
+    result = ideal_particles(model, net, 0.5, dt=0.05)
+    assert all(float(g[0].abs().max()) == 0.0 for g in result.gap)
+    assert all(float(g[-1].min()) > 0.0 for g in result.gap)
+
+
+def test_the_limit_output_matches_the_particles_limit_output():
+    # The risk gap is finite-N noise, not a bookkeeping offset: it shrinks
+    # with N on average over replicas.
+    instance = load_instance("mlp")
+    model = TorchModel(instance.atomic(), dtype=torch.float32)
+    gaps = []
+    for N, R in ((32, 16), (512, 4)):
+        net = draw_network(instance, N, R=R, seed=N, dtype=torch.float32)
+        gaps.append(float(ideal_particles(model, net, 0.5, dt=0.25).output_gap[-1].mean()))
+    assert gaps[1] < gaps[0]
+
+
+def test_adaptive_limit_solver_meets_its_tolerance():
+    atomic = load_instance("l2").sampled(3, 2)
+    model = TorchModel(atomic)
+    T = float(atomic.T)
+    ref = solve_limit(model, T, dt=T / 400).ybar[-1]
+    sol = solve_limit(model, T, dt=T / 4, rtol=1e-8)
+    assert sol.stats["steps"] < 400
+    assert float((sol.ybar[-1] - ref).abs().max()) < 1e-7
