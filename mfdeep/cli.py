@@ -105,6 +105,41 @@ def cmd_verify(args):
     return 0 if ok else 1
 
 
+def cmd_bench(args):
+    from mfdeep.fast.bench import run_all
+
+    results = run_all()
+    cpu = results["cpu"]
+    print(f"SGD, mlp maps, L={cpu['L']}, N={cpu['N']}, {cpu['dtype']}, batch 1, "
+          f"{cpu['device']}")
+    print(f"  autograd nn.Module + optim.SGD : {cpu['autograd_steps_per_s']:9.1f} steps/s")
+    print(f"  mfdeep eager                   : {cpu['eager_steps_per_s']:9.1f} steps/s "
+          f"({cpu['eager_speedup_vs_autograd']:.2f}x)")
+    print(f"  mfdeep lazy rank {cpu['lazy_rank']:<3d}          : "
+          f"{cpu['lazy_steps_per_s']:9.1f} steps/s "
+          f"({cpu['lazy_steps_per_s'] / cpu['autograd_steps_per_s']:.2f}x)")
+    print(f"  bandwidth: {cpu['bytes_per_step'] / 2**20:.1f} MiB/step, copy "
+          f"{cpu['copy_bandwidth_bytes_per_s'] / 1e9:.2f} GB/s, fraction reached "
+          f"{cpu['bandwidth_fraction']:.0%}")
+    print(f"  agreement with autograd after 50 steps: max |dW| = "
+          f"{cpu['max_weight_diff_vs_autograd_after_50_steps']:.2e} (weights moved "
+          f"{cpu['max_weight_move_after_50_steps']:.2e})")
+    if "gpu" in results:
+        gpu = results["gpu"]
+        print(f"GPU N={gpu['N']}: speedup {gpu['sgd_speedup_vs_autograd']:.2f}x, "
+              f"bandwidth fraction {gpu['bandwidth_fraction']:.0%}")
+    acc = results["accuracy_vs_cost"]
+    print(f"Accuracy vs cost on default (error of ybar(T) against "
+          f"{acc['reference_order']} atoms/coord):")
+    for row in acc["rows"]:
+        print(f"  {row['solver']:<30s} error {row['error']:.2e}  "
+              f"time {row['seconds']:.3f} s")
+    if args.json:
+        _atomic_write(args.json, json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="mfdeep", description="Mean-field limit of deep neural networks.")
@@ -117,6 +152,9 @@ def build_parser():
     v.add_argument("--out", default="mfdeep-out", help="folder for report files")
     v.add_argument("--no-progress", action="store_true", help="hide progress bars")
     v.set_defaults(func=cmd_verify)
+    b = sub.add_parser("bench", help="speed of ours against an autograd baseline")
+    b.add_argument("--json", default=None, help="write the figures to this file")
+    b.set_defaults(func=cmd_bench)
     return parser
 
 

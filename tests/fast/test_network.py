@@ -123,3 +123,35 @@ def test_cuda_runs_match_cpu_runs():
     assert b_gpu[0].device.type == "cuda"
     for x, y in zip(b_cpu, b_gpu):
         assert float((x - y.cpu()).abs().max()) <= 1e-12 * float(x.abs().max())
+
+
+def test_lazy_low_rank_sgd_equals_eager_sgd():
+    from mfdeep.model import with_depth
+
+    instance = with_depth(load_instance("mlp"), 4)
+    model = TorchModel(instance)
+    eager, _ = sgd(model, draw_network(instance, 24, R=2, seed=1), 0.01, 60, batch=3,
+                   seed=2)
+    lazy, rec = sgd(model, draw_network(instance, 24, R=2, seed=1), 0.01, 60, batch=3,
+                    seed=2, lazy_rank=7, record_steps=[0, 25, 60])
+    moved = max(float((w - w0).abs().max()) for w, w0 in
+                zip(eager.W, draw_network(instance, 24, R=2, seed=1).W))
+    assert moved > 1e-3
+    for a, b in zip(eager.W, lazy.W):
+        # Same sums in another order: a few hundred roundings of O(1) weights.
+        assert float((a - b).abs().max()) <= 1e3 * torch.finfo(torch.float64).eps
+    assert len(rec.times) == 3
+
+
+def test_lazy_sgd_refuses_maps_not_linear_in_w():
+    instance = load_instance("default")
+    with pytest.raises(InstanceError, match="linear in w"):
+        sgd(TorchModel(instance), draw_network(instance, 4), 0.1, 2, lazy_rank=4)
+
+
+def test_the_benchmark_competitor_computes_the_same_sgd():
+    from mfdeep.fast.bench import sgd_speed
+
+    out = sgd_speed(N=32, L=3, n_steps=3, dtype=torch.float64, lazy_rank=4)
+    assert out["max_weight_move_after_50_steps"] > 1e-6
+    assert out["max_weight_diff_vs_autograd_after_50_steps"] <= 1e-12
