@@ -2,7 +2,7 @@
 
 import torch
 
-from mfdeep.fast import picard as picard_module
+import mfdeep.fast.picard as picard_module
 from mfdeep.fast.layered import atomic_limit, solve_limit
 from mfdeep.fast.model import TorchModel
 from mfdeep.fast.picard import constant_flow, distance, picard
