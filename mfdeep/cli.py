@@ -140,6 +140,21 @@ def cmd_bench(args):
     return 0
 
 
+def cmd_properties(args):
+    import subprocess
+    import time
+
+    env = dict(os.environ, HYPOTHESIS_PROFILE=args.profile)
+    cmd = [sys.executable, "-m", "pytest", "--pyargs", "mfdeep.properties", "-q",
+           "-p", "no:cacheprovider", *args.pytest_args]
+    print(f"running the property suite with profile {args.profile!r}: {' '.join(cmd)}")
+    start = time.perf_counter()
+    code = subprocess.call(cmd, env=env)
+    print(f"property suite finished in {time.perf_counter() - start:.1f} s "
+          f"(exit code {code})")
+    return 0 if code == 0 else 1
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="mfdeep", description="Mean-field limit of deep neural networks.")
@@ -155,6 +170,11 @@ def build_parser():
     b = sub.add_parser("bench", help="speed of ours against an autograd baseline")
     b.add_argument("--json", default=None, help="write the figures to this file")
     b.set_defaults(func=cmd_bench)
+    p = sub.add_parser("properties", help="run the Hypothesis property suite")
+    p.add_argument("--profile", default="dev", choices=["ci", "dev", "thorough"],
+                   help="ci: derandomized, small; thorough: 10x the ci examples")
+    p.add_argument("pytest_args", nargs="*", help="extra arguments for pytest")
+    p.set_defaults(func=cmd_properties)
     return parser
 
 

@@ -1,20 +1,18 @@
 """Shared test configuration: Hypothesis profiles and the GPU marker.
 
-Profiles: ``ci`` (derandomized, sized for 2 cores within CI's budget), ``dev``
-(the default locally), ``thorough`` (10x the examples of ``ci``). Select one
-with ``HYPOTHESIS_PROFILE=...``; CI sets ``ci``.
+Profiles (defined in :mod:`mfdeep.properties._profiles`): ``ci``
+(derandomized, sized for 2 cores within CI's budget), ``dev`` (the default
+locally), ``thorough`` (10x the examples of ``ci``). Select one with
+``HYPOTHESIS_PROFILE=...``; CI sets ``ci``.
 """
 
 import os
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 
-settings.register_profile("ci", max_examples=20, derandomize=True, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("dev", max_examples=50, deadline=None)
-settings.register_profile("thorough", max_examples=200, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+from mfdeep.properties import _profiles  # noqa: F401  (registers ci, dev, thorough)
+
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 

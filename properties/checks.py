@@ -1,0 +1,199 @@
+"""Properties of the model, as functions users can run on their own instances.
+
+Each ``check_*`` computes something that can fail, raises ``AssertionError``
+with the measured figure when it does, and returns the figures as a dict
+otherwise. They pit the exact reference against itself (identities between
+independently coded drifts) or against the fast backend.
+
+==========  ============================================================
+claim       check
+==========  ============================================================
+C1          :func:`check_autograd_scaling`
+C2          :func:`check_fast_layered_drift`
+C3          :func:`check_network_path_identity`,
+            :func:`check_layered_path_identity`
+C5, C6      :func:`check_picard_fixed_point`
+C7          :func:`check_factorisation`
+C11         :func:`check_discontinuity_off_layered`
+==========  ============================================================
+"""
+
+from __future__ import annotations
+
+import random
+from fractions import Fraction
+
+from mfdeep.reference.bound import Bound
+from mfdeep.reference.contexts import ExactOps, MPOps
+from mfdeep.reference.layered import (initial_layered_state, layered_drift,
+                                      layered_to_path_law)
+from mfdeep.reference.network import network_drift, sample_network
+from mfdeep.reference.path import PathLaw, empirical_path_law, path_drift
+
+
+def _perturbed_state(B, instance, ops, seed):
+    state = initial_layered_state(B, *instance.atomic_laws())
+    rng = random.Random(seed)
+    return state.replace_weights([
+        {k: tuple(v + ops.convert(Fraction(rng.randint(-4, 4), 8)) for v in w)
+         for k, w in layer.items()} for layer in state.W])
+
+
+def check_network_path_identity(instance, N=2, seed=0):
+    """C3: the path drift of a network's empirical law is the network's drift.
+
+    Exact rational equality; ``instance`` must be polynomial.
+    """
+    ops = ExactOps()
+    B = Bound(instance, ops)
+    net = sample_network(instance, N, seed).convert(ops)
+    b, _ = network_drift(B, net)
+    law = empirical_path_law(net, ops)
+    bp, _ = path_drift(B, law)
+    mismatches = sum(bp[a][l - 1] != b[l - 1][lab[l][0]][lab[l][1]]
+                     for a, lab in enumerate(law.labels) for l in range(1, instance.L))
+    assert mismatches == 0, f"{mismatches} path atoms disagree with the network drift"
+    return {"path_atoms": len(law), "mismatches": 0}
+
+
+def check_layered_path_identity(instance, seed=0):
+    """C3: on a layered law, the general path drift equals the layered drift (exact)."""
+    ops = ExactOps()
+    B = Bound(instance, ops)
+    state = _perturbed_state(B, instance, ops, seed)
+    bl, _ = layered_drift(B, state)
+    law = layered_to_path_law(state, ops)
+    bp, _ = path_drift(B, law)
+    mismatches = sum(bp[a][l - 1] != bl[l - 1][lab[l][1]]
+                     for a, lab in enumerate(law.labels) for l in range(1, instance.L))
+    assert mismatches == 0, f"{mismatches} path atoms disagree with the layered drift"
+    return {"path_atoms": len(law), "mismatches": 0}
+
+
+def check_factorisation(instance, degree=3):
+    """C7: the path system from the product law stays layered (exact series)."""
+    from mfdeep.reference.factorisation import (compare_with_layered,
+                                                dependence_report, product_report)
+    from mfdeep.reference.mv import LayeredSystem, PathSystem, taylor_picard
+
+    ops = ExactOps()
+    P, Y = taylor_picard(PathSystem, instance, degree, ops)
+    S, YL = taylor_picard(LayeredSystem, instance, degree, ops)
+    same = lambda u, v: 0 if u.c == v.c else 1  # noqa: E731
+    dep = dependence_report(P, Y, same)["max_within_key_distance"]
+    cmp = compare_with_layered(P, Y, S, YL, same)["max_path_vs_layered_distance"]
+    prod = product_report(P, Y, lambda s: tuple(s.c) if hasattr(s, "c") else s)
+    assert dep == 0, "a weight's trajectory depends on more than its layered key"
+    assert cmp == 0, "the path system's trajectories differ from the layered solution"
+    assert prod["max_joint_minus_product"] == 0, (
+        f"path law is not the product of its blocks: {prod}")
+    return {"degree": degree, "path_atoms": len(P.law0)}
+
+
+def check_autograd_scaling(instance, N=4, R=2, seed=0, rtol=1e-12):
+    """C1: N^2 (-alpha) autograd gradient of R_N equals the explicit drift (float64)."""
+    import torch
+
+    from mfdeep.fast.model import TorchModel
+    from mfdeep.fast.network import NetworkState, draw_network, forward, population_drift
+
+    model = TorchModel(instance)
+    net = draw_network(instance, N, R=R, seed=seed)
+    b, _ = population_drift(model, net)
+    W = [w.clone().requires_grad_(True) for w in net.W]
+    _, yhat, _ = forward(model, NetworkState(net.theta0, W, net.thetaL),
+                         model.X.expand(R, -1, -1))
+    risk = (model.P * model.loss(model.Y.expand(R, -1), yhat)).sum()
+    grads = torch.autograd.grad(risk, W)
+    scale = max(float(x.abs().max()) for x in b) or 1.0
+    err = max(float((g * (-model.alpha(0.0)) * N**2 - x).abs().max())
+              for g, x in zip(grads, b)) / scale
+    assert err <= rtol, f"relative error {err:.3e} > {rtol:.0e}"
+    return {"relative_error": err}
+
+
+def check_fast_layered_drift(instance, seed=0, rtol=1e-10):
+    """C2: the fast float64 layered drift equals the 30-digit reference drift."""
+    from mfdeep.claims import _layered_to_tensors
+    from mfdeep.fast.layered import atomic_limit
+    from mfdeep.fast.layered import layered_drift as fast_drift
+    from mfdeep.fast.model import TorchModel
+
+    ops = MPOps(30)
+    B = Bound(instance, ops)
+    state = _perturbed_state(B, instance, ops, seed)
+    ref, _ = layered_drift(B, state)
+    model = TorchModel(instance)
+    fast = fast_drift(model, _layered_to_tensors(state, instance.L, model), 0.0,
+                      atomic_limit(model))
+    worst = 0.0
+    for l, layer in enumerate(ref):
+        scale = max(abs(float(c)) for vec in layer.values() for c in vec) or 1.0
+        for key, vec in layer.items():
+            for c, v in enumerate(vec):
+                worst = max(worst, abs(float(fast[l][key + (c,)]) - float(v)) / scale)
+    assert worst <= rtol, f"relative error {worst:.3e} > {rtol:.0e}"
+    return {"relative_error": worst}
+
+
+def check_picard_fixed_point(instance, shift=0.5, n_grid=16, T=None, tol=None):
+    """C5 and C6: Picard converges to a fixed point with round-off residual, and a
+    start shifted by ``shift`` reaches the same fixed point."""
+    import torch
+
+    from mfdeep.fast.layered import atomic_limit
+    from mfdeep.fast.model import TorchModel
+    from mfdeep.fast.picard import constant_flow, distance, picard
+
+    model = TorchModel(instance)
+    lim = atomic_limit(model)
+    T = float(instance.T) if T is None else T
+    tol = 1e3 * torch.finfo(model.dtype).eps if tol is None else tol
+    a = picard(model, T, n_grid=n_grid, max_iter=80)
+    start = [f + shift for f in constant_flow(lim.initial(), n_grid + 1)]
+    b = picard(model, T, n_grid=n_grid, max_iter=80, start=start)
+    assert a.converged and b.converged, "Picard iteration did not converge"
+    assert a.residual <= tol, f"residual {a.residual:.3e} > {tol:.1e}"
+    gap = distance(lim, a.flow, b.flow, a.times)
+    assert gap <= tol, f"two starts reach fixed points {gap:.3e} apart"
+    return {"residual": a.residual, "uniqueness_gap": gap,
+            "iterations": a.stats["iterations"]}
+
+
+def discontinuity_example(n, ops=None):
+    """Drift b_2 at the '+' atom of the two-atom law mu_n of proofs_notes 06 §6.5.
+
+    mu_n has atoms (theta0, w1, w2, thetaL) = (1, +-1, +-1/n, 1), each of
+    probability 1/2; mu_0 (n = None) has w2 = 0. Conditioning on values:
+    labels are the coordinate values themselves. Maps w tanh h (inner),
+    theta x (input), theta tanh h (output); data (1, 1); alpha = 1.
+    """
+    from mfdeep.model import Schedule, data_set, get_map, make_instance
+    from mfdeep.model.laws import atoms
+    from mfdeep.model.maps import make_map, theta_symbols, x_symbols
+
+    ops = MPOps(30) if ops is None else ops
+    x, th = x_symbols(1), theta_symbols(1)
+    sigma0 = make_map("input", "theta_x", th[0] * x[0], x, th)
+    inst = make_instance("c11", 3, sigma0, get_map("inner", "mlp"),
+                         get_map("output", "theta_tanh"), data_set([[1]], [1]),
+                         atoms([[1]]), atoms([[0]]), atoms([[1]]),
+                         schedule=Schedule("constant"))
+    B = Bound(inst, ops)
+    w2 = Fraction(0) if n is None else Fraction(1, n)
+    values = [(1, 1, w2, 1), (1, -1, -w2, 1)]
+    conv = [tuple((ops.convert(v),) for v in atom) for atom in values]
+    labels = [tuple(v for v in atom) for atom in values]
+    law = PathLaw(labels, conv, [ops.convert(Fraction(1, 2))] * 2)
+    b, _ = path_drift(B, law)
+    return float(b[0][1][0])
+
+
+def check_discontinuity_off_layered(ns=(10, 100, 1000), min_jump=0.5):
+    """C11: drifts of laws mu_n -> mu (W_inf distance 1/n) stay away from b[mu]."""
+    at_limit = discontinuity_example(None)
+    values = {n: discontinuity_example(n) for n in ns}
+    jumps = {n: abs(v - at_limit) for n, v in values.items()}
+    assert all(j >= min_jump for j in jumps.values()), (
+        f"drifts {values} approach b[mu] = {at_limit}: no discontinuity seen")
+    return {"b_mu": at_limit, "b_mu_n": values, "W_inf": {n: 1 / n for n in ns}}

@@ -1,0 +1,59 @@
+"""The property suite: run with ``pytest --pyargs mfdeep.properties`` or
+``mfdeep properties --profile ci|dev|thorough``.
+
+Each test draws instances (exact polynomial ones for identities that must
+hold in rationals, smooth ones for float cross-checks) and runs one check of
+:mod:`mfdeep.properties.checks`.
+"""
+
+import os
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mfdeep.properties import _profiles  # noqa: F401  (registers the profiles)
+from mfdeep.properties.checks import (check_autograd_scaling,
+                                      check_discontinuity_off_layered,
+                                      check_factorisation,
+                                      check_fast_layered_drift,
+                                      check_layered_path_identity,
+                                      check_network_path_identity,
+                                      check_picard_fixed_point)
+from mfdeep.properties.strategies import exact_instances, seeds, smooth_instances
+
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@given(exact_instances(), st.integers(1, 2), seeds)
+def test_c3_path_drift_of_a_network_is_its_drift(instance, N, seed):
+    check_network_path_identity(instance, N=N, seed=seed)
+
+
+@given(exact_instances(), seeds)
+def test_c3_path_drift_on_layered_laws_is_the_layered_drift(instance, seed):
+    check_layered_path_identity(instance, seed=seed)
+
+
+@given(exact_instances(max_atoms=2))
+def test_c7_the_path_system_from_a_product_law_stays_layered(instance):
+    check_factorisation(instance, degree=3 if instance.L < 5 else 2)
+
+
+@given(smooth_instances(), seeds)
+def test_c1_scaled_autograd_gradient_is_the_drift(instance, seed):
+    check_autograd_scaling(instance, N=4, R=2, seed=seed)
+
+
+@given(st.one_of(exact_instances(), smooth_instances()), seeds)
+def test_c2_fast_layered_drift_matches_the_reference(instance, seed):
+    check_fast_layered_drift(instance, seed=seed)
+
+
+@given(smooth_instances(),
+       st.floats(min_value=-1.0, max_value=1.0).filter(lambda s: abs(s) > 0.05))
+def test_c5_c6_picard_has_one_fixed_point(instance, shift):
+    check_picard_fixed_point(instance, shift=shift, n_grid=8, T=1.0)
+
+
+def test_c11_the_general_drift_jumps_off_layered_laws():
+    check_discontinuity_off_layered()

@@ -1,0 +1,117 @@
+"""Canaries: each property of mfdeep.properties fails on a planted bug.
+
+A property that cannot fail proves nothing; each test below plants one bug
+(a wrong scaling, a dropped conditioning, a perturbed drift, a Picard map
+that forgets its initial value) and checks that the property catches it.
+"""
+
+import pytest
+
+import mfdeep.fast.layered as fast_layered
+import mfdeep.fast.network as fast_network
+import mfdeep.fast.picard as fast_picard
+import mfdeep.properties.checks as checks
+import mfdeep.reference.mv as ref_mv
+import mfdeep.reference.path as ref_path
+from mfdeep.model import load_instance, with_depth
+
+
+def _unconditional(keys, contributions, probs):
+    mean = sum(c * p for c, p in zip(contributions, probs)) / sum(probs)
+    return [mean for _ in keys]
+
+
+def test_dropped_conditioning_is_caught_by_the_network_identity(monkeypatch):
+    monkeypatch.setattr(ref_path, "_conditional", _unconditional)
+    with pytest.raises(AssertionError, match="disagree with the network drift"):
+        checks.check_network_path_identity(load_instance("exact"), N=2, seed=0)
+
+
+def test_dropped_conditioning_is_caught_by_the_layered_identity(monkeypatch):
+    monkeypatch.setattr(ref_path, "_conditional", _unconditional)
+    with pytest.raises(AssertionError, match="disagree with the layered drift"):
+        checks.check_layered_path_identity(load_instance("exact"), seed=0)
+
+
+def test_a_path_dependent_drift_is_caught_by_the_factorisation_check(monkeypatch):
+    original = ref_mv.path_drift
+
+    def tangled(bound, law, t=0):
+        b, info = original(bound, law, t)
+        # Layer 2's drift now also depends on the input-feature atom.
+        return [[bl if l != 1 or lab[0] == 0 else tuple(2 * v for v in bl)
+                 for l, bl in enumerate(row)] for row, lab in zip(b, law.labels)], info
+
+    monkeypatch.setattr(ref_mv, "path_drift", tangled)
+    with pytest.raises(AssertionError):
+        checks.check_factorisation(with_depth(load_instance("exact"), 3), degree=3)
+
+
+def test_a_wrong_scaling_is_caught_by_the_autograd_check(monkeypatch):
+    original = fast_network.population_drift
+
+    def rescaled(model, state, t=0.0):
+        b, risk = original(model, state, t)
+        return [x * (1 + 1 / state.N) for x in b], risk
+
+    monkeypatch.setattr(fast_network, "population_drift", rescaled)
+    with pytest.raises(AssertionError, match="relative error"):
+        checks.check_autograd_scaling(load_instance("default"), N=4, R=2, seed=0)
+
+
+def test_a_perturbed_fast_drift_is_caught_by_the_cross_check(monkeypatch):
+    original = fast_layered.layered_drift
+
+    def perturbed(model, W, t=0.0, lim=None):
+        return [b * (1 + 1e-8) for b in original(model, W, t, lim)]
+
+    monkeypatch.setattr(fast_layered, "layered_drift", perturbed)
+    with pytest.raises(AssertionError, match="relative error"):
+        checks.check_fast_layered_drift(load_instance("default").sampled(2), seed=0)
+
+
+def test_a_picard_map_that_forgets_w0_is_caught_by_the_uniqueness_check(monkeypatch):
+    original = fast_picard.picard_map
+
+    def forgetful(model, lim, flow, times):
+        out = original(model, lim, flow, times)
+        return [o - w[None] + f[0][None] for o, w, f in zip(out, lim.initial(), flow)]
+
+    monkeypatch.setattr(fast_picard, "picard_map", forgetful)
+    with pytest.raises(AssertionError, match="apart"):
+        checks.check_picard_fixed_point(load_instance("l2").sampled(2), shift=0.5,
+                                        n_grid=8, T=1.0)
+
+
+def test_label_conditioning_hides_the_discontinuity_from_the_c11_check(monkeypatch):
+    # With labels that always separate the atoms, mu_n -> mu has converging
+    # drifts: the check must then report that it saw no discontinuity.
+    original = checks.PathLaw
+
+    def by_index(labels, values, probs):
+        return original([tuple((a, c) for c in range(len(lab)))
+                         for a, lab in enumerate(labels)], values, probs)
+
+    monkeypatch.setattr(checks, "PathLaw", by_index)
+    with pytest.raises(AssertionError, match="no discontinuity"):
+        checks.check_discontinuity_off_layered()
+
+
+def test_a_broken_permutation_is_caught_by_the_symmetry_invariant():
+    # Permuting hidden 1 without its input features changes the outputs; the
+    # stateful machine's invariant compares outputs before and after.
+    import torch
+
+    from mfdeep.fast.model import TorchModel
+    from mfdeep.fast.network import NetworkState, draw_network, outputs
+    from mfdeep.properties.test_stateful import PERM_TOL, permute_hidden
+
+    instance = load_instance("default")
+    model = TorchModel(instance)
+    state = draw_network(instance, 5, R=2, seed=0)
+    perm = torch.tensor([1, 0, 2, 3, 4])
+    good = permute_hidden(state, 1, perm)
+    broken = NetworkState(state.theta0, good.W, state.thetaL)
+    base = outputs(model, state)
+    assert float((outputs(model, good) - base).abs().max()) <= PERM_TOL
+    assert float((outputs(model, broken) - base).abs().max()) > 1e3 * PERM_TOL
