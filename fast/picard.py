@@ -11,8 +11,8 @@ its fixed point is the trapezoidal discretisation of the MV solution (error
 O(h^2) in the grid step h).
 
 Metric (proofs_notes/04_mv_picard.md): d_lam(G, G') = max over grid times of
-exp(-lam t) max_l sup_features E|G_l(t) - G'_l(t)|, with |.| the l1 norm on
-R^p, the expectation over the initial-weight atom and the sup over the
+exp(-lam t) max_l sup_features E|G_l(t) - G'_l(t)|, with |.| the Euclidean
+norm on R^p, the expectation over the initial-weight atom and the sup over the
 feature atoms the layer is keyed by (theta0 atoms for layer 1, thetaL atoms
 for layer L-1, both for L = 2).
 """
@@ -64,7 +64,7 @@ def distance(lim, flow_a, flow_b, times, lam=0.0):
     weight = torch.exp(-lam * times.to(flow_a[0].dtype))
     worst = None
     for l, (a, b) in enumerate(zip(flow_a, flow_b), start=1):
-        diff = (a - b).abs().sum(dim=-1)  # (M+1, *keys)
+        diff = torch.linalg.vector_norm(a - b, dim=-1)  # (M+1, *keys)
         if L == 2:
             per = torch.einsum("mabj,b->maj", diff, lim.qm[0]).amax(dim=(1, 2))
         elif l == 1:
@@ -130,3 +130,20 @@ def picard(model, T, n_grid=64, max_iter=60, atol=None, lam=0.0, start=None, lim
     residual = distance(lim, picard_map(model, lim, flow, times), flow, times)
     return PicardResult(flow, times, successive, ratios, residual, converged,
                         {"iterations": len(successive), "lam": lam, "n_grid": n_grid})
+
+
+def trapezoid_gain(times, lam):
+    """max_m sum_j w_mj exp(-lam (t_m - t_j)) for the trapezoidal weights w_mj.
+
+    The discrete analogue of (1 - exp(-lam T)) / lam: if the drift is
+    K-Lipschitz in the metric, d_lam(Psi G, Psi G') <= K * this * d_lam(G, G').
+    """
+    t = times.double()
+    h = t[1:] - t[:-1]
+    best = 0.0
+    for m in range(1, len(t)):
+        w = torch.zeros(m + 1, dtype=torch.float64)
+        w[:-1] += h[:m] / 2
+        w[1:] += h[:m] / 2
+        best = max(best, float((w * torch.exp(-lam * (t[m] - t[: m + 1]))).sum()))
+    return best

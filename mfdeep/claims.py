@@ -34,10 +34,7 @@ STATEMENTS = {
     "C12": "every trained layer moves by a macroscopic, N-independent amount",
 }
 
-PENDING = {
-    "C4": "issue 4 (property suite: contraction constant K)",
-    "C9": "issue 5 (main job)", "C10": "issue 5 (main job)",
-}
+PENDING = {"C9": "issue 5 (main job)", "C10": "issue 5 (main job)"}
 
 
 @dataclass
@@ -502,6 +499,26 @@ def check_c6(instance, quick=False, cache=None):
                             "iterations": [o.stats["iterations"] for o in others]}, holds
 
 
+def check_c4(instance, quick=False):
+    """C4: measured contraction ratios of Psi against the derived bound.
+
+    Random pairs of flows around the Picard fixed point (amplitude 0.1), for
+    lam in {0, 5, 40}; K certified by Arb on the box of (h, w) values those
+    flows visit (proofs_notes 04 §4.6). Figure: the worst measured ratio over
+    its bound (holds when <= 1); also the Picard distances against
+    (KT)^n / n!.
+    """
+    from mfdeep.properties.checks import check_contraction
+
+    atomic = instance.atomic() if instance.is_polynomial else instance.atomic(3)
+    try:
+        out = check_contraction(atomic, n_pairs=2 if quick else 4,
+                                n_grid=8 if quick else 16)
+    except AssertionError as exc:
+        return float("inf"), 1.0, {"error": str(exc)}, False
+    return out["worst_ratio_over_bound"], 1.0, out, True
+
+
 def check_c11(instance=None, quick=False):
     """C11: an explicit sequence mu_n -> mu (W_inf = 1/n) with drifts that stay
     away from b[mu] (proofs_notes 06 §6.5, Example 1). Instance-independent.
@@ -519,7 +536,8 @@ def check_c11(instance=None, quick=False):
     return min(jumps), 0.5, out, min(jumps) >= 0.5
 
 
-CHECKS = {"C1": check_c1, "C2": check_c2, "C3": check_c3, "C5": check_c5,
+CHECKS = {"C1": check_c1, "C2": check_c2, "C3": check_c3, "C4": check_c4,
+          "C5": check_c5,
           "C6": check_c6, "C7": check_c7, "C8": check_c8, "C11": check_c11,
           "C12": check_c12}
 _SHARED_CACHE = ("C5", "C6", "C8", "C12")

@@ -20,6 +20,7 @@ C11         :func:`check_discontinuity_off_layered`
 
 from __future__ import annotations
 
+import math
 import random
 from fractions import Fraction
 
@@ -197,3 +198,97 @@ def check_discontinuity_off_layered(ns=(10, 100, 1000), min_jump=0.5):
     assert all(j >= min_jump for j in jumps.values()), (
         f"drifts {values} approach b[mu] = {at_limit}: no discontinuity seen")
     return {"b_mu": at_limit, "b_mu_n": values, "W_inf": {n: 1 / n for n in ns}}
+
+
+def _ranges(model, lim, flows, times):
+    """Boxes of (h, w) values met along ``flows``: h ranges per edge layer
+    (1 .. L, the last for the output map), w ranges per layer and coordinate."""
+    import torch
+
+    from mfdeep.fast.layered import mean_fields
+
+    L = model.L
+    h_lo, h_hi = [float("inf")] * L, [float("-inf")] * L
+
+    def widen(l, x):
+        h_lo[l] = min(h_lo[l], float(x.min()))
+        h_hi[l] = max(h_hi[l], float(x.max()))
+
+    for flow in flows:
+        for m in range(len(times)):
+            f, _ = mean_fields(model, lim, [g[m] for g in flow], float(times[m]))
+            widen(0, f["h1"])
+            if L > 2:
+                for l in range(2, L):
+                    widen(l - 1, f["hbar"][l])
+            widen(L - 1, f["hL"])
+    w_boxes = []
+    for l in range(L - 1):
+        coords = torch.stack([g[l] for g in flows])  # (flows, M+1, *keys, p)
+        flat = coords.reshape(-1, coords.shape[-1])
+        w_boxes.append([(float(flat[:, k].min()), float(flat[:, k].max()))
+                        for k in range(flat.shape[1])])
+
+    def pad(lo, hi):
+        margin = 0.05 * (hi - lo) + 0.05
+        return (lo - margin, hi + margin)
+
+    return ([pad(a, b) for a, b in zip(h_lo, h_hi)],
+            [[pad(a, b) for a, b in layer] for layer in w_boxes])
+
+
+def check_contraction(instance, n_pairs=3, amplitude=0.1, lams=(0.0, 5.0, 40.0),
+                      n_grid=16, seed=0, splits=32):
+    """C4: measured d_lam(Psi G, Psi G') / d_lam(G, G') stays below the derived
+    bound K * gain(lam) (gain = (1 - e^{-lam T}) / lam for the exact integral,
+    its trapezoidal analogue here), with K certified on the box of (h, w)
+    values that the compared flows visit. Also the Picard iterates' distances
+    against (K T)^n / n!.
+
+    ``instance`` must be atomic. Returns the worst ratio / bound.
+    """
+    import torch
+
+    from mfdeep.fast.layered import atomic_limit
+    from mfdeep.fast.model import TorchModel
+    from mfdeep.fast.picard import distance, picard, picard_map, trapezoid_gain
+    from mfdeep.reference.constants import contraction_constant
+
+    model = TorchModel(instance)
+    lim = atomic_limit(model)
+    T = float(instance.T)
+    base = picard(model, T, n_grid=n_grid, max_iter=100)
+    times = base.times
+    g = torch.Generator().manual_seed(seed)
+
+    def perturbed():
+        # Smooth in time, zero at t = 0, size ``amplitude``.
+        out = []
+        for f in base.flow:
+            ramp = (times / T).reshape(-1, *([1] * (f.dim() - 1))).to(f.dtype)
+            noise = 2 * torch.rand(f.shape, generator=g, dtype=f.dtype) - 1
+            out.append(f + amplitude * noise * ramp)
+        return out
+
+    pairs = [(perturbed(), perturbed()) for _ in range(n_pairs)]
+    flows = [f for pair in pairs for f in pair] + [base.flow]
+    h_boxes, w_boxes = _ranges(model, lim, flows, times)
+    AL = lim.AL
+    theta_box = (float(AL.min()) - 1e-12, float(AL.max()) + 1e-12)
+    K = contraction_constant(instance, h_boxes, w_boxes, theta_box, splits)
+
+    worst, ratios = 0.0, []
+    for a, b in pairs:
+        pa, pb = picard_map(model, lim, a, times), picard_map(model, lim, b, times)
+        for lam in lams:
+            r = distance(lim, pa, pb, times, lam) / distance(lim, a, b, times, lam)
+            bound = K.K * trapezoid_gain(times, lam)
+            ratios.append({"lam": lam, "ratio": r, "bound": bound})
+            worst = max(worst, r / bound)
+    d = base.successive
+    iterate = [d[n] / (d[0] * (K.K * T) ** n / math.factorial(n)) for n in range(len(d))]
+    assert worst <= 1.0, f"measured contraction ratio exceeds the bound: {ratios}"
+    assert max(iterate) <= 1.0, "Picard distances exceed (KT)^n/n!"
+    return {"K": K.K, "K_layers": K.K_layers, "constants": K.constants,
+            "ratios": ratios, "worst_ratio_over_bound": worst,
+            "iterate_over_bound": max(iterate), "h_boxes": h_boxes}

@@ -23,6 +23,15 @@ if "quadratic2" not in map_names("inner"):
         "inner", "quadratic2", _a * _h + _b * (1 - _h**2) / 2, [_h], [_a, _b], "no",
         "a h + b (1 - h^2)/2: polynomial, p = 2, for property tests"))
 
+def _depth(draw, L):
+    """L given as None (2 .. 5), an int, or a strategy of ints."""
+    if L is None:
+        return draw(st.integers(2, 5))
+    if isinstance(L, st.SearchStrategy):
+        return draw(L)
+    return L
+
+
 rationals = st.fractions(min_value=-1, max_value=1, max_denominator=4)
 positive_weights = st.integers(min_value=1, max_value=4)
 
@@ -40,7 +49,7 @@ def atomic_laws(draw, dim, max_atoms=2):
 @st.composite
 def exact_instances(draw, L=None, max_atoms=2):
     """Polynomial instances with rational atoms and data (exact arithmetic)."""
-    L = draw(st.integers(2, 5)) if L is None else L
+    L = _depth(draw, L)
     d_x = draw(st.integers(1, 2))
     n_data = draw(st.integers(1, 3))
     x = draw(st.lists(st.lists(rationals, min_size=d_x, max_size=d_x),
@@ -63,7 +72,7 @@ def smooth_instances(draw, L=None):
     """Built-in tanh-type and MLP instances at depth L with 2 sampled atoms per law."""
     from mfdeep.model import load_instance, with_depth
 
-    L = draw(st.integers(2, 5)) if L is None else L
+    L = _depth(draw, L)
     name = draw(st.sampled_from(["default", "l2", "mlp"]))
     seed = draw(st.integers(0, 2**16))
     return with_depth(load_instance(name), L).sampled(2, seed)

@@ -8,11 +8,11 @@ hold in rationals, smooth ones for float cross-checks) and runs one check of
 
 import os
 
-from hypothesis import given, settings
+from hypothesis import given, settings, target
 from hypothesis import strategies as st
 
 from mfdeep.properties import _profiles  # noqa: F401  (registers the profiles)
-from mfdeep.properties.checks import (check_autograd_scaling,
+from mfdeep.properties.checks import (check_autograd_scaling, check_contraction,
                                       check_discontinuity_off_layered,
                                       check_factorisation,
                                       check_fast_layered_drift,
@@ -49,6 +49,12 @@ def test_c2_fast_layered_drift_matches_the_reference(instance, seed):
     check_fast_layered_drift(instance, seed=seed)
 
 
+def _costly():
+    """A fifth of the profile's examples, for properties that take seconds each."""
+    return settings(max_examples=max(2, settings().max_examples // 5))
+
+
+@_costly()
 @given(smooth_instances(),
        st.floats(min_value=-1.0, max_value=1.0).filter(lambda s: abs(s) > 0.05))
 def test_c5_c6_picard_has_one_fixed_point(instance, shift):
@@ -57,3 +63,12 @@ def test_c5_c6_picard_has_one_fixed_point(instance, shift):
 
 def test_c11_the_general_drift_jumps_off_layered_laws():
     check_discontinuity_off_layered()
+
+
+@_costly()
+@given(smooth_instances(L=st.integers(2, 4)), st.floats(0.01, 0.5), seeds)
+def test_c4_measured_contraction_never_exceeds_the_derived_bound(instance, amp, seed):
+    out = check_contraction(instance, n_pairs=1, amplitude=amp, n_grid=6, seed=seed,
+                            splits=16)
+    # Search for the worst ratio / bound the suite can find.
+    target(out["worst_ratio_over_bound"], label="contraction ratio / bound")

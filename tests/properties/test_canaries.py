@@ -115,3 +115,20 @@ def test_a_broken_permutation_is_caught_by_the_symmetry_invariant():
     base = outputs(model, state)
     assert float((outputs(model, good) - base).abs().max()) <= PERM_TOL
     assert float((outputs(model, broken) - base).abs().max()) > 1e3 * PERM_TOL
+
+
+def test_an_underestimated_constant_is_caught_by_the_contraction_check(monkeypatch):
+    # Canary: with K a thousand times too small the measured ratios exceed
+    # the "bound"; the property must say so.
+    import mfdeep.reference.constants as constants
+
+    original = constants.contraction_constant
+
+    def too_small(*args, **kwargs):
+        out = original(*args, **kwargs)
+        return constants.ContractionConstant(out.K / 1e3, out.K_layers, out.constants)
+
+    monkeypatch.setattr(constants, "contraction_constant", too_small)
+    with pytest.raises(AssertionError, match="exceeds the bound"):
+        checks.check_contraction(load_instance("default").atomic(2), n_pairs=1,
+                                 n_grid=6, splits=8)
