@@ -333,7 +333,7 @@ def _coupling_runs(instance, quick, cache, seed=0):
     from mfdeep.fast.model import TorchModel
     from mfdeep.fast.network import draw_network
 
-    plan = ([(64, 32), (128, 16), (256, 8)] if quick
+    plan = ([(64, 32), (128, 16), (256, 8), (512, 4)] if quick
             else [(64, 64), (128, 32), (256, 16), (512, 8), (1024, 4)])
     t, dt, dtype = min(1.0, float(instance.T)), 0.25, torch.float32
     model = TorchModel(instance.atomic(), dtype=dtype)
