@@ -292,3 +292,43 @@ def check_contraction(instance, n_pairs=3, amplitude=0.1, lams=(0.0, 5.0, 40.0),
     return {"K": K.K, "K_layers": K.K_layers, "constants": K.constants,
             "ratios": ratios, "worst_ratio_over_bound": worst,
             "iterate_over_bound": max(iterate), "h_boxes": h_boxes}
+
+
+def check_layered_lipschitz(instance, n_pairs=4, amplitude=0.2, seed=0, splits=16):
+    """C11, the continuous half: on layered laws the drift is Lipschitz.
+
+    For two layered states W, W' on the same atoms, proofs_notes 06 §6.5
+    gives |bbar[mu](w) - bbar[mu'](w')| <= K max(|w - w'|, d_lay(mu, mu')),
+    and the label coupling gives d_lay <= max over keys |w - w'|. So the
+    largest per-key change of the drift is at most K times the largest
+    per-key change of the weights, with K certified on the box both states
+    visit. ``instance`` must be atomic.
+    """
+    import torch
+
+    from mfdeep.fast.layered import atomic_limit, mean_fields
+    from mfdeep.fast.model import TorchModel
+    from mfdeep.reference.constants import contraction_constant
+
+    model = TorchModel(instance)
+    lim = atomic_limit(model)
+    g = torch.Generator().manual_seed(seed)
+    base = lim.initial()
+    times = torch.zeros(1, dtype=model.dtype)
+    worst, K = 0.0, None
+    for _ in range(n_pairs):
+        a = [w + amplitude * (2 * torch.rand(w.shape, generator=g, dtype=w.dtype) - 1)
+             for w in base]
+        b = [w + amplitude * (2 * torch.rand(w.shape, generator=g, dtype=w.dtype) - 1)
+             for w in base]
+        h_boxes, w_boxes = _ranges(model, lim, [[x[None] for x in a], [x[None] for x in b]],
+                                   times)
+        theta_box = (float(lim.AL.min()) - 1e-12, float(lim.AL.max()) + 1e-12)
+        K = contraction_constant(instance, h_boxes, w_boxes, theta_box, splits).K
+        ba = mean_fields(model, lim, a, 0.0)[1]
+        bb = mean_fields(model, lim, b, 0.0)[1]
+        db = max(float(torch.linalg.vector_norm(x - y, dim=-1).max()) for x, y in zip(ba, bb))
+        dw = max(float(torch.linalg.vector_norm(x - y, dim=-1).max()) for x, y in zip(a, b))
+        worst = max(worst, db / (K * dw))
+    assert worst <= 1.0, f"drift changed by {worst:.3f} x K x (weight change)"
+    return {"worst_ratio_over_K": worst, "K_last": K}

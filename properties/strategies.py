@@ -14,8 +14,8 @@ from fractions import Fraction
 import sympy
 from hypothesis import strategies as st
 
-from mfdeep.model import (atoms, data_set, get_map, make_instance, make_map,
-                          map_names, register_map)
+from mfdeep.model import (Schedule, atoms, data_set, get_map, make_instance,
+                          make_map, map_names, register_map)
 
 _h, _a, _b = sympy.symbols("h a b")
 if "quadratic2" not in map_names("inner"):
@@ -62,9 +62,13 @@ def exact_instances(draw, L=None, max_atoms=2):
     nu0 = draw(atomic_laws(d_x + 1, max_atoms))
     m = [draw(atomic_laws(s.p, max_atoms)) for s in inner]
     nuL = draw(atomic_laws(1, max_atoms))
-    T = draw(st.sampled_from([Fraction(1, 4), Fraction(1, 2)]))
+    T = draw(st.sampled_from([Fraction(1, 4), Fraction(1, 2), Fraction(1)]))
+    # Both schedules have rational Taylor coefficients, so both stay exact.
+    schedule = draw(st.sampled_from([
+        Schedule("constant", Fraction(1)), Schedule("constant", Fraction(1, 2)),
+        Schedule("decay", Fraction(1), Fraction(1, 2))]))
     return make_instance(f"exact-prop-L{L}", L, sigma0, inner, sigmaL,
-                         data_set(x, y), nu0, m, nuL, T=T)
+                         data_set(x, y), nu0, m, nuL, T=T, schedule=schedule)
 
 
 @st.composite

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from mfdeep.properties import _profiles  # noqa: F401  (registers the profiles)
 from mfdeep.properties.checks import (check_autograd_scaling, check_contraction,
+                                      check_layered_lipschitz,
                                       check_discontinuity_off_layered,
                                       check_factorisation,
                                       check_fast_layered_drift,
@@ -72,3 +73,10 @@ def test_c4_measured_contraction_never_exceeds_the_derived_bound(instance, amp, 
                             splits=16)
     # Search for the worst ratio / bound the suite can find.
     target(out["worst_ratio_over_bound"], label="contraction ratio / bound")
+
+
+@_costly()
+@given(smooth_instances(L=st.integers(2, 4)), st.floats(0.01, 0.5), seeds)
+def test_c11_the_layered_drift_is_lipschitz_with_the_derived_constant(instance, amp, seed):
+    out = check_layered_lipschitz(instance, n_pairs=1, amplitude=amp, seed=seed)
+    target(out["worst_ratio_over_K"], label="drift change / (K weight change)")

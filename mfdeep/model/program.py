@@ -177,13 +177,17 @@ def _emit(e, argnames, constants, used):
             if k >= 0:
                 return f"({b}) ** {k}"
             used.add("div")
-            return f"(1 / ({b}) ** {-k})"
+            # The numerator is a program constant, so that 1 / x stays in the
+            # number system even when x is a Python int (1 / 1 is a float).
+            constants.append(Fraction(1))
+            return f"(c[{len(constants) - 1}] / ({b}) ** {-k})"
         if exponent == sympy.Rational(1, 2):
             used.add("sqrt")
             return f"ops.sqrt({b})"
         if exponent == sympy.Rational(-1, 2):
             used.update(("sqrt", "div"))
-            return f"(1 / ops.sqrt({b}))"
+            constants.append(Fraction(1))
+            return f"(c[{len(constants) - 1}] / ops.sqrt({b}))"
         raise InstanceError(
             f"power {e} has exponent {exponent}; only integers and +-1/2 are "
             "supported in map expressions"

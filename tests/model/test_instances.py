@@ -88,3 +88,18 @@ def test_with_depth_extends_and_truncates():
     inst = load_instance("exact")
     assert with_depth(inst, 5).L == 5 and len(with_depth(inst, 5).m) == 4
     assert with_depth(inst, 2).L == 2
+
+
+def test_decay_schedule_stays_exact_at_integer_times():
+    # Regression (found by the property suite): 1 / (1 + 2 t) at t = 0 gave
+    # the float 1.0, which exact rationals cannot multiply.
+    from fractions import Fraction
+
+    import flint
+
+    from mfdeep.model import Schedule
+    from mfdeep.reference.contexts import ExactOps
+
+    alpha = Schedule("decay", Fraction(1), Fraction(1, 2)).program.bind(ExactOps())
+    assert isinstance(alpha(0), flint.fmpq) and alpha(0) == 1
+    assert alpha(flint.fmpq(1, 2)) == flint.fmpq(1, 2)

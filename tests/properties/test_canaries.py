@@ -132,3 +132,18 @@ def test_an_underestimated_constant_is_caught_by_the_contraction_check(monkeypat
     with pytest.raises(AssertionError, match="exceeds the bound"):
         checks.check_contraction(load_instance("default").atomic(2), n_pairs=1,
                                  n_grid=6, splits=8)
+
+
+def test_a_perturbed_layered_drift_is_caught_by_the_lipschitz_check(monkeypatch):
+    # Canary: a drift with a jump (+0.5 wherever a weight exceeds the base
+    # state's mean) is not K-Lipschitz; the check must notice.
+    original = fast_layered.mean_fields
+
+    def jumpy(model, lim, W, t=0.0):
+        fields, b = original(model, lim, W, t)
+        return fields, [x + 0.5 * (w > w.mean()).to(x.dtype) for x, w in zip(b, W)]
+
+    monkeypatch.setattr(fast_layered, "mean_fields", jumpy)
+    with pytest.raises(AssertionError, match="drift changed"):
+        checks.check_layered_lipschitz(load_instance("default").atomic(2), n_pairs=2,
+                                       amplitude=0.01, splits=8)
