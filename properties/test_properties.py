@@ -8,7 +8,7 @@ hold in rationals, smooth ones for float cross-checks) and runs one check of
 
 import os
 
-from hypothesis import given, settings, target
+from hypothesis import example, given, settings, target
 from hypothesis import strategies as st
 
 from mfdeep.properties import _profiles  # noqa: F401  (registers the profiles)
@@ -45,7 +45,21 @@ def test_c1_scaled_autograd_gradient_is_the_drift(instance, seed):
     check_autograd_scaling(instance, N=4, R=2, seed=seed)
 
 
+def _all_zero_instance():
+    """The thorough profile's counterexample to a purely relative tolerance:
+    zero atoms and data, so the exact drift of some layers is exactly 0."""
+    from mfdeep.model import atoms, data_set, get_map, make_instance
+
+    inner = [get_map("inner", n) for n in ("cubic", "cubic", "quadratic2")]
+    return make_instance(
+        "zero-drift", 4, get_map("input", "affine", 1), inner,
+        get_map("output", "linear"), data_set([[0]], [0]), atoms([[0, 0]]),
+        [atoms([[0]]), atoms([[0]]), atoms([[0, 0]])],
+        atoms([["1/2"], ["3/4"]], ["3/5", "2/5"]), T="1/4")
+
+
 @given(st.one_of(exact_instances(), smooth_instances()), seeds)
+@example(_all_zero_instance(), 1)
 def test_c2_fast_layered_drift_matches_the_reference(instance, seed):
     check_fast_layered_drift(instance, seed=seed)
 
