@@ -159,6 +159,8 @@ def solve_limit(model, T, dt=0.01, method="rk4", rtol=None, record_times=None,
     ``rtol`` times (1 + |state|) in max norm; the local-extrapolated value is
     kept.
     """
+    if not (T > 0 and dt > 0):
+        raise InstanceError(f"T={T!r} and dt={dt!r} must be positive")
     lim = atomic_limit(model) if lim is None else lim
     times = sorted(set([0.0, float(T)] + [float(t) for t in (record_times or [])]))
     if times[0] < 0 or times[-1] > T:
@@ -287,6 +289,9 @@ def ideal_particles(model, net, T, dt=0.05, method="rk4", record_times=None, lim
     """
     from mfdeep.fast.network import outputs, population_drift
 
+    model.check_state(net)
+    if not (T > 0 and dt > 0):
+        raise InstanceError(f"T={T!r} and dt={dt!r} must be positive")
     lim = atomic_limit(model) if lim is None else lim
     L = model.L
     R, N = net.R, net.N
@@ -302,8 +307,7 @@ def ideal_particles(model, net, T, dt=0.05, method="rk4", record_times=None, lim
         cloud = lim.M[-1][None, None].expand(R, N, *lim.M[-1].shape).clone()
     W0 = [w.clone() for w in net.W]
     y = lim.initial() + [cloud] + [w.clone() for w in net.W] + [w.clone() for w in W0]
-    nl, npart = len(lim.M) if L > 2 else 1, L - 1
-    nl = 1 if L == 2 else L - 1
+    nl, npart = (1 if L == 2 else L - 1), L - 1
 
     def f(state, t):
         Wl = state[:nl]
@@ -335,8 +339,14 @@ def ideal_particles(model, net, T, dt=0.05, method="rk4", record_times=None, lim
         if k == n_steps:
             break
         y = explicit_step(f, y, k * dt, dt, method)
-        if not bool(torch.isfinite(y[nl + 1]).all()):
-            raise NonFiniteError(f"non-finite ideal particles at step {k + 1}")
+        for i, block in enumerate(y):
+            if not bool(torch.isfinite(block).all()):
+                what = ("limit" if i < nl else "output clouds" if i == nl
+                        else "ideal particles" if i < nl + 1 + npart else "network")
+                layer = (i + 1 if i < nl else 1 if i == nl
+                         else i - nl if i < nl + 1 + npart else i - nl - npart)
+                raise NonFiniteError(f"non-finite {what} at step {k + 1}, layer {layer}; "
+                                     "lower dt")
 
     def by_layer(rows):
         return [torch.stack([r[l] for r in rows]) for l in range(L - 1)]

@@ -75,6 +75,18 @@ class TorchModel:
         ts = [theta0[:, None, :, k] for k in range(theta0.shape[-1])]
         return self.sigma0(*xs, *ts)
 
+    def check_state(self, state):
+        """Check that a network's tensors match the model's dtype and device."""
+        self.check_tensor("theta0", state.theta0)
+        self.check_tensor("thetaL", state.thetaL)
+        for l, W in enumerate(state.W, start=1):
+            self.check_tensor(f"W[{l}]", W)
+        if len(state.W) != self.L - 1:
+            raise InstanceError(
+                f"the network has {len(state.W)} weight layers but the instance "
+                f"has L={self.L}; draw it from the same instance"
+            )
+
     def check_tensor(self, name, tensor, shape=None):
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"{name} has type {type(tensor).__name__}; give a tensor")

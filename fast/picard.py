@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mfdeep.errors import InstanceError
+from mfdeep.errors import InstanceError, NonFiniteError
 from mfdeep.fast.layered import atomic_limit, mean_fields
 
 
@@ -123,7 +123,9 @@ def picard(model, T, n_grid=64, max_iter=60, atol=None, lam=0.0, start=None, lim
         prev_dist = dl
         flow = new
         if not math.isfinite(d0):
-            raise FloatingPointError(f"Picard iterate {it + 1} is not finite")
+            bad = [l + 1 for l, f in enumerate(new) if not torch.isfinite(f).all()]
+            raise NonFiniteError(f"Picard iterate {it + 1} is not finite in layer(s) "
+                                 f"{bad}; shorten T or refine the grid")
         if d0 <= atol:
             converged = True
             break
@@ -138,7 +140,7 @@ def trapezoid_gain(times, lam):
     The discrete analogue of (1 - exp(-lam T)) / lam: if the drift is
     K-Lipschitz in the metric, d_lam(Psi G, Psi G') <= K * this * d_lam(G, G').
     """
-    t = times.double()
+    t = times.double().cpu()
     h = t[1:] - t[:-1]
     best = 0.0
     for m in range(1, len(t)):

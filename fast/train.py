@@ -84,7 +84,8 @@ def sgd(model, state, eps, n_steps, batch=1, seed=0, record_steps=None,
     batch : int
         Fresh samples per step and replica (B >= 1).
     seed : int
-        Seeds the sample generator on the model's device.
+        Seeds the sample generator on the model's device (so the same seed
+        gives different samples on a CPU and on a GPU).
     record_steps : iterable of int, optional
         Steps at which outputs and risk are recorded (default: 0 and n_steps).
     check_every : int
@@ -99,6 +100,7 @@ def sgd(model, state, eps, n_steps, batch=1, seed=0, record_steps=None,
     With ``lazy_rank > 0`` the result equals eager SGD up to round-off (the
     sums are ordered differently); tests check this.
     """
+    model.check_state(state)
     if not eps > 0:
         raise InstanceError(f"eps={eps!r} must be positive")
     if batch < 1:
@@ -254,6 +256,7 @@ def gradient_flow(model, state, T, dt, method="rk4", record_steps=None,
 
     Returns the final state (a new object) and a :class:`Record`.
     """
+    model.check_state(state)
     if not (T > 0 and dt > 0):
         raise InstanceError(f"T={T!r} and dt={dt!r} must be positive")
     n_steps = max(1, round(T / dt))

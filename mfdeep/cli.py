@@ -65,8 +65,9 @@ def _markdown(report):
     for c in report["claims"]:
         out.append(f"| {c['id']} | {c['statement']} | {_fmt(c['figure'])} | "
                    f"{_fmt(c['bound'])} | {'yes' if c['holds'] else 'NO'} |")
-    out += ["", "Claims without a check yet:", ""]
-    out += [f"* {k}: {v}" for k, v in report["pending"].items()]
+    if report["pending"]:
+        out += ["", "Claims without a check yet:", ""]
+        out += [f"* {k}: {v}" for k, v in report["pending"].items()]
     return "\n".join(out) + "\n"
 
 

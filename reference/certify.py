@@ -106,6 +106,8 @@ def certify(instance, T=None, h=None, degree=8, prec=128, max_halvings=12,
     CertificationError
         When a step cannot be validated after ``max_halvings`` halvings.
     """
+    if degree < 2:
+        raise ValueError(f"degree={degree!r}; the enclosure steps need degree >= 2")
     ops = ArbOps(prec)
     T = instance.T if T is None else T
     start = time.perf_counter()
@@ -160,6 +162,8 @@ def certify(instance, T=None, h=None, degree=8, prec=128, max_halvings=12,
 def _intersect(x, b):
     lo = max(x.mid() - x.rad(), b.mid() - b.rad())
     hi = min(x.mid() + x.rad(), b.mid() + b.rad())
+    if lo > hi:  # both must contain the solution: disjoint means a bug
+        raise CertificationError(f"disjoint enclosures {x} and {b}")
     return flint.arb((lo + hi) / 2, (hi - lo) / 2)
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mfdeep.claims import check_c8, check_c12
+from mfdeep.claims import check_c8, check_c9, check_c10, check_c12
 from mfdeep.fast.layered import ideal_particles, solve_limit
 from mfdeep.fast.model import TorchModel
 from mfdeep.fast.network import draw_network
@@ -18,7 +18,7 @@ def quick_runs():
     cache = {}
     c8 = check_c8(load_instance("default"), quick=True, cache=cache)
     c12 = check_c12(load_instance("default"), quick=True, cache=cache)
-    return c8, c12
+    return c8, c12, cache
 
 
 def test_ideal_particles_track_the_network_at_rate_n_to_minus_one_half(quick_runs):
@@ -64,3 +64,17 @@ def test_adaptive_limit_solver_meets_its_tolerance():
     sol = solve_limit(model, T, dt=T / 4, rtol=1e-8)
     assert sol.stats["steps"] < 400
     assert float((sol.ybar[-1] - ref).abs().max()) < 1e-7
+
+
+def test_sgd_tracks_the_gradient_flow_at_rate_sqrt_eps(quick_runs):
+    # 64 replicas, eps from 0.04 to 0.005, seeds fixed; the slope's standard
+    # error (about 0.05) is in the details, the band is three of them wide.
+    figure, _, details, holds = check_c9(load_instance("default"), quick=True,
+                                         cache=quick_runs[2])
+    assert holds, details
+
+
+def test_the_risk_converges_in_n_and_in_eps(quick_runs):
+    figure, _, details, holds = check_c10(load_instance("default"), quick=True,
+                                          cache=quick_runs[2])
+    assert holds, details
