@@ -267,7 +267,12 @@ class CouplingResult:
     ``times``; ``gap[l-1]`` (n_rec, R): E|W - Wbar| over edges (mean absolute
     difference per coordinate) of layer l; ``moved[l-1]`` (n_rec, R): E|W(t) -
     W(0)| of the network; ``moved_ideal``; ``output_gap`` (n_rec, R): max over
-    data of |yhat - ybar|; ``risk_gap`` (n_rec, R); ``stats``.
+    data of |yhat - ybar|; ``risk_gap`` (n_rec, R); ``risk`` (n_rec, R) and
+    ``risk_limit`` (n_rec,): the network's and the limit's risk;
+    ``outputs`` (n_rec, R, n) and ``outputs_limit`` (n_rec, n): yhat and ybar
+    on the data points; ``final``: the weights at T, ``{"network": [...],
+    "particles": [...], "initial": [...]}`` (lists over layers of (R, N, N, p)
+    tensors); ``stats``.
     """
 
     times: list
@@ -276,18 +281,27 @@ class CouplingResult:
     moved_ideal: list
     output_gap: torch.Tensor
     risk_gap: torch.Tensor
+    risk: torch.Tensor = None
+    risk_limit: torch.Tensor = None
+    outputs: torch.Tensor = None
+    outputs_limit: torch.Tensor = None
+    final: dict = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
 
 
-def ideal_particles(model, net, T, dt=0.05, method="rk4", record_times=None, lim=None):
+def ideal_particles(model, net, T, dt=0.05, method="rk4", record_times=None, lim=None,
+                    max_weight=None):
     """Integrate the network's gradient flow and its ideal particles together.
 
     Network and particles start from the same draws ``net`` (a
     :class:`NetworkState`); the limit is solved on the atoms of the model's
     instance (which must be atomic, e.g. ``instance.atomic(order)``); all
-    three use the same Runge-Kutta steps. Returns a :class:`CouplingResult`.
+    three use the same Runge-Kutta steps. ``record_times`` must lie in
+    [0, T]; each is rounded to the nearest step. ``max_weight``: stop with
+    :class:`~mfdeep.errors.DivergenceError` when a network weight leaves
+    ``|w| <= max_weight``. Returns a :class:`CouplingResult`.
     """
-    from mfdeep.fast.network import outputs, population_drift
+    from mfdeep.fast.network import check_finite, outputs, population_drift
 
     model.check_state(net)
     if not (T > 0 and dt > 0):
@@ -297,6 +311,9 @@ def ideal_particles(model, net, T, dt=0.05, method="rk4", record_times=None, lim
     R, N = net.R, net.N
     n_steps = max(1, round(T / dt))
     dt = T / n_steps
+    outside = [t for t in (record_times or []) if not 0 <= float(t) <= T]
+    if outside:
+        raise InstanceError(f"record_times {outside} outside [0, T={T}]")
     rec_steps = sorted({0, n_steps} | {round(float(t) / dt) for t in (record_times or [])})
 
     # Initial clouds: conditional atoms at each network output feature.
@@ -320,6 +337,7 @@ def ideal_particles(model, net, T, dt=0.05, method="rk4", record_times=None, lim
         return bl + dC + dP + bn
 
     gap, moved, moved_i, og, rg, times = [], [], [], [], [], []
+    risk_n, risk_l, out_n, out_l = [], [], [], []
     start = time.perf_counter()
     for k in range(n_steps + 1):
         if k in rec_steps:
@@ -335,7 +353,12 @@ def ideal_particles(model, net, T, dt=0.05, method="rk4", record_times=None, lim
             moved_i.append([(u - v).abs().mean(dim=(1, 2, 3)) for u, v in zip(Pp, W0)])
             og.append((yhat - fields["ybar"]).abs().max(dim=1).values)
             rn = (model.P * model.loss(model.Y, yhat)).sum(dim=1)
-            rg.append((rn - _risk(model, fields["ybar"])).abs())
+            rl = _risk(model, fields["ybar"])
+            rg.append((rn - rl).abs())
+            risk_n.append(rn)
+            risk_l.append(rl)
+            out_n.append(yhat)
+            out_l.append(fields["ybar"])
         if k == n_steps:
             break
         y = explicit_step(f, y, k * dt, dt, method)
@@ -347,11 +370,17 @@ def ideal_particles(model, net, T, dt=0.05, method="rk4", record_times=None, lim
                          else i - nl if i < nl + 1 + npart else i - nl - npart)
                 raise NonFiniteError(f"non-finite {what} at step {k + 1}, layer {layer}; "
                                      "lower dt")
+        if max_weight is not None:
+            check_finite(NetworkState(net.theta0, y[nl + 1 + npart:], net.thetaL),
+                         k + 1, where="network weights", max_abs=max_weight)
 
     def by_layer(rows):
         return [torch.stack([r[l] for r in rows]) for l in range(L - 1)]
 
+    final = {"network": y[nl + 1 + npart:], "particles": y[nl + 1:nl + 1 + npart],
+             "initial": W0}
     return CouplingResult(times, by_layer(gap), by_layer(moved), by_layer(moved_i),
-                          torch.stack(og), torch.stack(rg),
-                          {"steps": n_steps, "dt": dt,
-                           "seconds": time.perf_counter() - start})
+                          torch.stack(og), torch.stack(rg), torch.stack(risk_n),
+                          torch.stack(risk_l), torch.stack(out_n), torch.stack(out_l),
+                          final, {"steps": n_steps, "dt": dt,
+                                  "seconds": time.perf_counter() - start})

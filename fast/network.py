@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mfdeep.errors import InstanceError, NonFiniteError
+from mfdeep.errors import DivergenceError, InstanceError, NonFiniteError
 
 
 @dataclass
@@ -174,13 +174,27 @@ def outputs(model, state):
     return forward(model, state, X)[1]
 
 
-def check_finite(state, step, where="weights"):
-    """Raise :class:`NonFiniteError` naming the step, layer and replica of a NaN/Inf."""
+def check_finite(state, step, where="weights", max_abs=None):
+    """Raise on a NaN/Inf, or on a weight beyond ``max_abs`` when one is given.
+
+    :class:`NonFiniteError` for NaN/Inf, :class:`DivergenceError` for the
+    bound; both name the step, layer and replica.
+    """
     for l, W in enumerate(state.W, start=1):
-        bad = ~torch.isfinite(W).reshape(W.shape[0], -1).all(dim=1)
+        flat = W.reshape(W.shape[0], -1)
+        bad = ~torch.isfinite(flat).all(dim=1)
         if bool(bad.any()):
             r = int(torch.nonzero(bad)[0])
             raise NonFiniteError(
                 f"non-finite {where} at step {step}, layer {l}, replica {r}; "
                 "lower the step size or the learning rate"
             )
+        if max_abs is not None:
+            big = flat.abs().amax(dim=1)
+            if bool((big > max_abs).any()):
+                r = int(torch.nonzero(big > max_abs)[0])
+                raise DivergenceError(
+                    f"{where} beyond the bound |w| <= {max_abs:g} at step {step}, "
+                    f"layer {l}, replica {r} (largest |w| = {float(big[r]):.3g}); "
+                    "lower the step size or the learning rate, or raise the bound"
+                )

@@ -74,7 +74,7 @@ def _check_outputs(yhat, state, step):
 
 
 def sgd(model, state, eps, n_steps, batch=1, seed=0, record_steps=None,
-        record_weights=False, check_every=1, lazy_rank=0):
+        record_weights=False, check_every=1, lazy_rank=0, max_weight=None):
     """Online SGD with step ``eps`` for ``n_steps`` steps, in place on ``state``.
 
     Parameters
@@ -90,6 +90,10 @@ def sgd(model, state, eps, n_steps, batch=1, seed=0, record_steps=None,
         Steps at which outputs and risk are recorded (default: 0 and n_steps).
     check_every : int
         Steps between NaN/Inf checks of the outputs (a device sync each).
+    max_weight : float, optional
+        Stop with :class:`~mfdeep.errors.DivergenceError` when a weight
+        leaves ``|w| <= max_weight`` (checked every ``check_every`` steps
+        and at the end; with ``lazy_rank``, at the end).
     lazy_rank : int
         For inner maps linear in w only: keep up to ``lazy_rank`` steps of
         updates as low-rank factors U V^T and fold them into W with one
@@ -118,7 +122,7 @@ def sgd(model, state, eps, n_steps, batch=1, seed=0, record_steps=None,
             )
         _sgd_lazy(model, state, eps, n_steps, batch, g, lazy_rank, steps, rec,
                   check_every)
-        check_finite(state, n_steps)
+        check_finite(state, n_steps, max_abs=max_weight)
         return state, rec.result(steps=n_steps, seconds=time.perf_counter() - start)
     for k in range(n_steps + 1):
         if k in steps:
@@ -131,11 +135,13 @@ def sgd(model, state, eps, n_steps, batch=1, seed=0, record_steps=None,
         H, yhat, cache = forward(model, state, X)
         if check_every and k % check_every == 0:
             _check_outputs(yhat, state, k)
+            if max_weight is not None:
+                check_finite(state, k, max_abs=max_weight)
         G = backward(model, state, cache)
         c = model.dloss(Y, yhat) / batch
         for W, b in zip(state.W, drift(model, state, cache, G, c, k * eps)):
             W.add_(b, alpha=eps)
-    check_finite(state, n_steps)
+    check_finite(state, n_steps, max_abs=max_weight)
     return state, rec.result(steps=n_steps, seconds=time.perf_counter() - start)
 
 
@@ -251,9 +257,11 @@ def explicit_step(f, y, t, dt, method):
 
 
 def gradient_flow(model, state, T, dt, method="rk4", record_steps=None,
-                  record_weights=False):
+                  record_weights=False, max_weight=None):
     """Population gradient flow dW/dt = b^N(W, t) on [0, T] with steps ``dt``.
 
+    ``max_weight``: stop with :class:`~mfdeep.errors.DivergenceError` when a
+    weight leaves ``|w| <= max_weight`` (checked every step).
     Returns the final state (a new object) and a :class:`Record`.
     """
     model.check_state(state)
@@ -276,5 +284,5 @@ def gradient_flow(model, state, T, dt, method="rk4", record_steps=None,
         if k == n_steps:
             break
         current.W = explicit_step(f, current.W, k * dt, dt, method)
-        check_finite(current, k + 1)
+        check_finite(current, k + 1, max_abs=max_weight)
     return current, rec.result(steps=n_steps, seconds=time.perf_counter() - start)

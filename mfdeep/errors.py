@@ -13,5 +13,12 @@ class NotExactError(MfdeepError, TypeError):
     """An exact (rational) computation met a map that is not polynomial."""
 
 
-class NonFiniteError(MfdeepError, FloatingPointError):
+class DivergenceError(MfdeepError, FloatingPointError):
+    """A run diverged: a NaN or Inf, or weights beyond a stated bound.
+
+    The message names the step, the layer and the replica.
+    """
+
+
+class NonFiniteError(DivergenceError):
     """A NaN or Inf appeared; the message names the step and the layer."""
