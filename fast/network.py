@@ -68,20 +68,25 @@ def _sample(law, shape, generator, dtype):
 def draw_network(instance, N, R=1, seed=0, dtype=torch.float64, device="cpu"):
     """Draw R independent width-``N`` networks from the instance's laws.
 
-    Sampling happens on the CPU with a ``torch.Generator`` seeded by ``seed``,
-    then moves to ``device``: the same seed gives the same networks on every
-    device.
+    Sampling happens on the CPU in float64 with a ``torch.Generator`` seeded
+    by ``seed``, then the draws are rounded to ``dtype`` and moved to
+    ``device``: the same seed gives the same networks on every device and,
+    up to rounding, in every dtype.
     """
     if isinstance(N, bool) or not isinstance(N, int) or N < 1:
         raise InstanceError(f"N={N!r}; give a positive integer width")
     if isinstance(R, bool) or not isinstance(R, int) or R < 1:
         raise InstanceError(f"R={R!r}; give a positive integer number of replicas")
     g = torch.Generator().manual_seed(seed)
-    theta0 = _sample(instance.nu0, (R, N), g, dtype)
-    W = [_sample(law, (R, N, N), g, dtype) for law in instance.m]
-    thetaL = _sample(instance.nuL, (R, N), g, dtype)
-    return NetworkState(theta0.to(device), [w.to(device) for w in W],
-                        thetaL.to(device))
+    f64 = torch.float64
+    theta0 = _sample(instance.nu0, (R, N), g, f64)
+    W = [_sample(law, (R, N, N), g, f64) for law in instance.m]
+    thetaL = _sample(instance.nuL, (R, N), g, f64)
+
+    def move(x):
+        return x.to(device=device, dtype=dtype)
+
+    return NetworkState(move(theta0), [move(w) for w in W], move(thetaL))
 
 
 def forward(model, state, X):

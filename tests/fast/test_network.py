@@ -155,3 +155,14 @@ def test_the_benchmark_competitor_computes_the_same_sgd():
     out = sgd_speed(N=32, L=3, n_steps=3, dtype=torch.float64, lazy_rank=4)
     assert out["max_weight_move_after_50_steps"] > 1e-6
     assert out["max_weight_diff_vs_autograd_after_50_steps"] <= 1e-12
+
+
+def test_the_same_seed_draws_the_same_network_in_every_dtype():
+    # Draws happen in float64 and are rounded: float32 networks are the
+    # float64 ones rounded, not a different sample.
+    inst = load_instance("default")
+    a = draw_network(inst, 8, R=2, seed=5)
+    b = draw_network(inst, 8, R=2, seed=5, dtype=torch.float32)
+    for x, y in zip([a.theta0, *a.W, a.thetaL], [b.theta0, *b.W, b.thetaL]):
+        assert y.dtype == torch.float32
+        assert torch.equal(x.to(torch.float32), y)
