@@ -37,6 +37,69 @@ STATEMENTS = {
 
 PENDING = {}
 
+LEVELS = ("quick", "default", "full")
+
+# Sizes of every check at each level. ``quick`` fits in a minute on two CPU
+# cores, ``default`` in five; ``full`` is meant for a GPU (the coupling and
+# SGD runs grow; the reference checks keep their default sizes). The report
+# records the sizes used.
+SIZES = {
+    "C1": {"quick": {"N": 8}, "default": {"N": 16}, "full": {"N": 32}},
+    "C2": {"quick": {"ref_tol": 1e-13}, "default": {"ref_tol": 1e-16},
+           "full": {"ref_tol": 1e-16}},
+    "C3": {"quick": {"widths": (2, 3)}, "default": {"widths": (2, 3, 4)},
+           "full": {"widths": (2, 3, 4)}},
+    "C4": {"quick": {"n_pairs": 2, "n_grid": 8}, "default": {"n_pairs": 4, "n_grid": 16},
+           "full": {"n_pairs": 8, "n_grid": 32}},
+    "C5": {"quick": {"n_grid": 16, "cert_degree": 6, "cert_prec": 64},
+           "default": {"n_grid": 64, "cert_degree": 8, "cert_prec": 128},
+           "full": {"n_grid": 128, "cert_degree": 8, "cert_prec": 128}},
+    "C7": {"quick": {"degree": 4, "degree_exact": 6, "horizon_tol": 1e-10},
+           "default": {"degree": 6, "degree_exact": 8, "horizon_tol": 1e-14},
+           "full": {"degree": 6, "degree_exact": 8, "horizon_tol": 1e-14}},
+    # (N, replicas): cost ~ R N^2 per width.
+    "C8": {"quick": {"plan": ((64, 32), (128, 16), (256, 8), (512, 4))},
+           "default": {"plan": ((64, 64), (128, 32), (256, 16), (512, 8), (1024, 4))},
+           "full": {"plan": ((128, 256), (256, 128), (512, 64), (1024, 32),
+                             (2048, 16), (4096, 8))}},
+    "C9": {"quick": {"N": 32, "R": 64, "eps": (0.04, 0.02, 0.01, 0.005)},
+           "default": {"N": 64, "R": 128, "eps": (0.04, 0.02, 0.01, 0.005, 0.0025)},
+           "full": {"N": 128, "R": 512,
+                    "eps": (0.04, 0.02, 0.01, 0.005, 0.0025, 0.00125)}},
+}
+SIZES["C6"] = SIZES["C5"]
+SIZES["C10"] = {k: {"coupling": SIZES["C8"][k], "sgd": SIZES["C9"][k]} for k in LEVELS}
+SIZES["C12"] = SIZES["C8"]
+SIZES["C11"] = {k: {"n": (10, 100, 1000)} for k in LEVELS}
+
+
+@dataclass
+class RunConfig:
+    """How to run the checks: ``level`` (quick, default, full), the torch
+    ``device`` of the fast-backend runs, the base ``seed``, a ``bar``
+    wrapper for progress (``bar(iterable, desc)``) and the ``cache`` that
+    checks sharing runs (C5/C6, C8/C10/C12, C9/C10) fill.
+    """
+
+    level: str = "default"
+    device: str = "cpu"
+    seed: int = 0
+    bar: object = None
+    cache: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.level not in LEVELS:
+            raise ValueError(f"level={self.level!r}; use one of {LEVELS}")
+        if self.bar is None:
+            self.bar = lambda iterable, desc=None: iterable
+
+    @property
+    def quick(self):
+        return self.level == "quick"
+
+    def sizes(self, claim_id):
+        return SIZES[claim_id][self.level]
+
 
 @dataclass
 class ClaimResult:
@@ -87,7 +150,7 @@ def _rel_diff(u, v):
     return float(abs(d)) / max(1.0, float(abs(v)))
 
 
-def check_c3(instance, quick=False, seed=0, dps=30):
+def check_c3(instance, cfg, dps=30):
     """C3: path drift vs finite network, and vs layered drift on a layered law."""
     from mfdeep.reference.bound import Bound
     from mfdeep.reference.layered import (initial_layered_state, layered_drift,
@@ -95,12 +158,13 @@ def check_c3(instance, quick=False, seed=0, dps=30):
     from mfdeep.reference.network import network_drift, sample_network
     from mfdeep.reference.path import empirical_path_law, path_drift
 
+    seed = cfg.seed
     ops, bound_value = _context(instance, dps)
     B = Bound(instance, ops)
     details = {"number_system": ops.name, "L": instance.L}
 
     # Part 1: a finite network's empirical path law, several widths and seeds.
-    worst_net, widths = 0.0, (2, 3) if quick else (2, 3, 4)
+    worst_net, widths = 0.0, cfg.sizes("C3")["widths"]
     # Width 2 always runs (2^L path atoms), wider ones while N^L <= 300.
     widths = [N for N in widths if N == 2 or N ** instance.L <= 300]
     for N in widths:
@@ -138,7 +202,7 @@ def check_c3(instance, quick=False, seed=0, dps=30):
     return figure, bound_value, details
 
 
-def check_c7(instance, quick=False, dps=30):
+def check_c7(instance, cfg, dps=30):
     """C7: the path system from the product law stays layered.
 
     Taylor-Picard series of the general path system and of the layered
@@ -161,7 +225,8 @@ def check_c7(instance, quick=False, dps=30):
     # The claim is about any atomic product law; for non-polynomial instances
     # two Monte Carlo atoms per factor keep the mpmath path system small.
     atomic = instance.atomic() if instance.is_polynomial else instance.sampled(2)
-    degree = (4 if quick else 6) if not instance.is_polynomial else (6 if quick else 8)
+    size = cfg.sizes("C7")
+    degree = size["degree_exact"] if instance.is_polynomial else size["degree"]
 
     def distance(u, v):
         return max((_rel_diff(a, b) for a, b in zip(u.c, v.c)), default=0.0)
@@ -193,7 +258,7 @@ def check_c7(instance, quick=False, dps=30):
 
     # Whole horizon: both systems by the Taylor integrator in Arb numbers.
     mp = ArbOps(prec=128)
-    tol = 1e-10 if quick else 1e-14
+    tol = size["horizon_tol"]
     T = atomic.T
     sol_p = taylor_integrate(PathSystem, atomic, T, mp, degree=8, tol=tol)
     sol_l = taylor_integrate(LayeredSystem, atomic, T, mp, degree=8, tol=tol)
@@ -215,10 +280,10 @@ def check_c7(instance, quick=False, dps=30):
         details, holds
 
 
-def check_c1(instance, quick=False, seed=0):
+def check_c1(instance, cfg):
     """C1: N^2 x autograd gradient of R_N equals the explicit backprop drift.
 
-    float64, R = 3 replicas, width 8 (quick) or 16, depths L = 2 .. 5 built
+    float64, R = 3 replicas, width 8 (quick), 16 or 32 (full), depths L = 2 .. 5 built
     from the instance. Figure: the largest |N^2 (-alpha) grad - b| / max |b|.
     """
     import torch
@@ -227,12 +292,12 @@ def check_c1(instance, quick=False, seed=0):
     from mfdeep.fast.network import NetworkState, draw_network, forward, population_drift
     from mfdeep.model import with_depth
 
-    N = 8 if quick else 16
+    N = cfg.sizes("C1")["N"]
     worst, per_depth = 0.0, {}
-    for L in (2, 3, 4, 5):
+    for L in cfg.bar((2, 3, 4, 5), "C1 depths"):
         inst = with_depth(instance, L)
-        model = TorchModel(inst)
-        net = draw_network(inst, N, R=3, seed=seed + L)
+        model = TorchModel(inst, device=cfg.device)
+        net = draw_network(inst, N, R=3, seed=cfg.seed + L, device=cfg.device)
         b, _ = population_drift(model, net, 0.0)
         W = [w.clone().requires_grad_(True) for w in net.W]
         _, yhat, _ = forward(model, NetworkState(net.theta0, W, net.thetaL),
@@ -244,10 +309,11 @@ def check_c1(instance, quick=False, seed=0):
                   for g, x in zip(grads, b)) / scale
         per_depth[f"L={L}"] = err
         worst = max(worst, err)
-    return worst, 1e-12, {"width": N, "replicas": 3, "relative_error": per_depth}
+    return worst, 1e-12, {"width": N, "replicas": 3, "relative_error": per_depth,
+                          "device": cfg.device, "dtype": "float64"}
 
 
-def check_c2(instance, quick=False, seed=0):
+def check_c2(instance, cfg):
     """C2: fast (float64) vs reference layered drift and MV solution.
 
     Drift: at the product law and at a perturbed layered state, against
@@ -270,7 +336,7 @@ def check_c2(instance, quick=False, seed=0):
     ops = MPOps(30)
     B = Bound(atomic, ops)
     state = initial_layered_state(B, *atomic.atomic_laws())
-    rng = random.Random(seed)
+    rng = random.Random(cfg.seed)
     worst_drift = 0.0
     for shift in (0, 1):
         moved = state.replace_weights([
@@ -293,7 +359,7 @@ def check_c2(instance, quick=False, seed=0):
     T = float(atomic.T)
     sol = solve_limit(model, T, dt=T / 8, rtol=1e-13, record_states=True, lim=lim)
     ref_sol = taylor_integrate(LayeredSystem, atomic, atomic.T, ArbOps(128),
-                               degree=12, tol=1e-16)
+                               degree=12, tol=cfg.sizes("C2")["ref_tol"])
     system = LayeredSystem(atomic, ops)
     final = sol.states[-1]
     scale = max([1.0] + [abs(float(v)) for v in ref_sol.states[-1]])
@@ -324,32 +390,62 @@ def _layered_to_tensors(state, L, model):
     return out
 
 
-def _coupling_runs(instance, quick, cache, seed=0):
+def _coupling_runs(instance, cfg):
     """Network gradient flows and ideal particles over a range of N (cached).
 
     The replica count halves as N doubles (cost ~ R N^2 per width): the
     per-replica gap varies by tens of percent (a shared O(N^-1/2)
     fluctuation of the output drives every edge), so small widths get many
     replicas. float32: the gaps are ~1e-3, far above float32 round-off.
+    Every step is recorded (for the trajectories of C10).
     """
-    if "coupling" in cache:
-        return cache["coupling"]
+    if "coupling" in cfg.cache:
+        return cfg.cache["coupling"]
     import torch
 
     from mfdeep.fast.layered import ideal_particles
     from mfdeep.fast.model import TorchModel
     from mfdeep.fast.network import draw_network
 
-    plan = ([(64, 32), (128, 16), (256, 8), (512, 4)] if quick
-            else [(64, 64), (128, 32), (256, 16), (512, 8), (1024, 4)])
+    plan = cfg.sizes("C8")["plan"]
     t, dt, dtype = min(1.0, float(instance.T)), 0.25, torch.float32
-    model = TorchModel(instance.atomic(), dtype=dtype)
+    model = TorchModel(instance.atomic(), dtype=dtype, device=cfg.device)
+    n_steps = max(1, round(t / dt))
+    record = [t * k / n_steps for k in range(n_steps + 1)]
     runs = []
-    for N, R in plan:
-        net = draw_network(instance, N, R=R, seed=seed + N, dtype=dtype)
-        runs.append(ideal_particles(model, net, t, dt=dt))
-    cache["coupling"] = (plan, t, dt, runs)
-    return cache["coupling"]
+    for N, R in cfg.bar(plan, "coupling runs (N)"):
+        net = draw_network(instance, N, R=R, seed=cfg.seed + N, dtype=dtype,
+                           device=cfg.device)
+        runs.append(ideal_particles(model, net, t, dt=dt, record_times=record))
+    cfg.cache["coupling"] = (plan, t, dt, runs)
+    return cfg.cache["coupling"]
+
+
+def _path_dependence(run):
+    """Correlation along paths of the displacements of adjacent layers.
+
+    For layers l and l+1 and every path (i, j, k) through hidden unit j,
+    the empirical correlation over the N^3 paths of dW^l_ij and dW^{l+1}_jk
+    (first weight coordinate, dW = W(t) - W(0)), per replica, for the network
+    and for its ideal particles. In the limit the path law is a product
+    (C7), so the correlation vanishes; at width N it is the shared hidden
+    unit that couples them. Returns two lists over layer pairs of the mean
+    |correlation| over replicas: (network, particles).
+    """
+    out = {"network": [], "particles": []}
+    W0 = run.final["initial"]
+    for kind in out:
+        W = run.final[kind]
+        for l in range(len(W) - 1):
+            a = (W[l] - W0[l])[..., 0].double()          # (R, i, j)
+            b = (W[l + 1] - W0[l + 1])[..., 0].double()  # (R, j, k)
+            ma, mb = a.mean(dim=(1, 2)), b.mean(dim=(1, 2))
+            cov = (a.mean(dim=1) * b.mean(dim=2)).mean(dim=1) - ma * mb
+            va = (a * a).mean(dim=(1, 2)) - ma**2
+            vb = (b * b).mean(dim=(1, 2)) - mb**2
+            corr = cov / (va * vb).clamp_min(1e-300).sqrt()
+            out[kind].append(float(corr.abs().mean()))
+    return out["network"], out["particles"]
 
 
 def _fit_rate(Ns, samples):
@@ -371,117 +467,157 @@ def _fit_rate(Ns, samples):
     return slope, float(1.0 / np.sqrt(sxx)), means.tolist()
 
 
-def check_c8(instance, quick=False, cache=None):
+def check_c8(instance, cfg):
     """C8: E|W - Wbar| at a fixed t falls like N^-1/2 (fitted log-log slope).
 
     Band [-0.65, -0.35] for the fitted slope of every trained layer; network
     and particles from the same draws, integrated by the same RK4 steps.
+    Also reported (not part of the verdict): the inter-layer dependence
+    along paths against N, the finite-N side of C7.
     """
-    plan, t, dt, runs = _coupling_runs(instance, quick, {} if cache is None else cache)
+    import numpy as np
+
+    plan, t, dt, runs = _coupling_runs(instance, cfg)
     Ns = [N for N, _ in plan]
-    fits = [_fit_rate(Ns, [run.gap[l][-1].double().tolist() for run in runs])
-            for l in range(instance.L - 1)]
+    samples = [[run.gap[l][-1].double().tolist() for run in runs]
+               for l in range(instance.L - 1)]
+    fits = [_fit_rate(Ns, s) for s in samples]
     slopes = [f[0] for f in fits]
     worst = max(slopes, key=lambda s: abs(s + 0.5))
     holds = all(-0.65 <= s <= -0.35 for s in slopes)
+    sem = [[float(np.std(v, ddof=1) / np.sqrt(len(v))) for v in s] for s in samples]
+    dep = [_path_dependence(run) for run in runs]
     details = {"N": Ns, "replicas": [R for _, R in plan], "t": t, "dt": dt,
-               "dtype": "float32", "gap_by_layer": [f[2] for f in fits],
+               "dtype": "float32", "device": cfg.device, "seeds": [cfg.seed + N for N in Ns],
+               "gap_by_layer": [f[2] for f in fits], "gap_standard_errors": sem,
                "slopes": slopes, "slope_standard_errors": [f[1] for f in fits],
-               "band": [-0.65, -0.35]}
+               "band": [-0.65, -0.35],
+               "path_dependence": {
+                   "note": "mean |corr(dW^l_ij, dW^(l+1)_jk)| over paths; informative, "
+                           "not part of the verdict",
+                   "network": [d[0] for d in dep], "particles": [d[1] for d in dep]}}
     return worst, -0.5, details, holds
 
 
-def _sgd_runs(instance, quick, cache, seed=0):
+def _sgd_runs(instance, cfg):
     """SGD at several eps against the gradient flow from the same draws (cached).
 
     R replicas of a width-N network (each its own draws and sample seed);
     the gradient flow is RK4 with step 0.025 (its error, ~1e-7, is far below
-    the SGD errors, ~1e-3). Errors
-    at t = 1: E|W_sgd - W_gf| per layer, and |R_N(W_sgd) - R_N(W_gf)|.
+    the SGD errors, ~1e-3). Errors at t = 1: E|W_sgd - W_gf| per layer, and
+    |R_N(W_sgd) - R_N(W_gf)|.
     """
-    if "sgd" in cache:
-        return cache["sgd"]
-    import torch
-
+    if "sgd" in cfg.cache:
+        return cfg.cache["sgd"]
     from mfdeep.fast.model import TorchModel
     from mfdeep.fast.network import draw_network
     from mfdeep.fast.train import gradient_flow, sgd
 
-    N, R, t = 64, (64 if quick else 128), min(1.0, float(instance.T))
-    epss = [0.04, 0.02, 0.01, 0.005] if quick else [0.04, 0.02, 0.01, 0.005, 0.0025]
-    model = TorchModel(instance)
-    net = draw_network(instance, N, R=R, seed=seed)
-    # RK4 error at this step is ~1e-7, far below the SGD errors (~1e-3).
+    size = cfg.sizes("C9")
+    N, R, epss = size["N"], size["R"], size["eps"]
+    t = min(1.0, float(instance.T))
+    model = TorchModel(instance, device=cfg.device)
+    net = draw_network(instance, N, R=R, seed=cfg.seed, device=cfg.device)
     gf, rec_gf = gradient_flow(model, net, t, 0.025)
     rows = []
-    for k, eps in enumerate(epss):
+    for k, eps in enumerate(cfg.bar(epss, "SGD runs (eps)")):
         state = net.clone()
         n_steps = round(t / eps)
-        state, rec = sgd(model, state, eps, n_steps, seed=seed + 1 + k)
+        state, rec = sgd(model, state, eps, n_steps, seed=cfg.seed + 1 + k)
         rows.append({
             "eps": eps,
             "weight_error": [(a - b).abs().mean(dim=(1, 2, 3)).tolist()
                              for a, b in zip(state.W, gf.W)],
             "risk_error": (rec.risk[-1] - rec_gf.risk[-1]).abs().tolist(),
         })
-    cache["sgd"] = (N, R, t, rows)
-    return cache["sgd"]
+    cfg.cache["sgd"] = (N, R, t, rows)
+    return cfg.cache["sgd"]
 
 
-def check_c9(instance, quick=False, cache=None):
+def check_c9(instance, cfg):
     """C9: SGD tracks the gradient flow; the error at fixed t falls like sqrt(eps).
 
     Weighted log-log fit of E|W_sgd - W_gf| (per layer, over R replicas)
     against eps; band [0.35, 0.65] for the slope (O(eps + sqrt(eps)) with
     per-sample gradient noise: the sqrt(eps) term dominates at small eps).
     """
-    N, R, t, rows = _sgd_runs(instance, quick, {} if cache is None else cache)
+    N, R, t, rows = _sgd_runs(instance, cfg)
     epss = [r["eps"] for r in rows]
     fits = [_fit_rate(epss, [r["weight_error"][l] for r in rows])
             for l in range(instance.L - 1)]
     slopes = [f[0] for f in fits]
     worst = max(slopes, key=lambda s: abs(s - 0.5))
     return worst, 0.5, {"N": N, "replicas": R, "t": t, "eps": epss,
+                        "device": cfg.device, "dtype": "float64",
                         "error_by_layer": [f[2] for f in fits], "slopes": slopes,
                         "slope_standard_errors": [f[1] for f in fits],
                         "band": [0.35, 0.65]}, all(0.35 <= s <= 0.65 for s in slopes)
 
 
-def check_c10(instance, quick=False, cache=None):
+def check_c10(instance, cfg):
     """C10: the risk converges: |R_N - Rbar| falls like N^-1/2 (gradient flow
     against the limit, the C8 runs) and |R_N(W_sgd) - R_N(W_gf)| like
     sqrt(eps) (the C9 runs).
 
     The risk gap of one replica is one scalar (no average over edges), so it
     is noisier than the weight errors of C8 and C9: bands [-0.75, -0.25] in N
-    and [0.25, 0.75] in eps.
+    and [0.25, 0.75] in eps. The details keep the trajectories of risk and
+    outputs (network mean over replicas, and limit) for the plots.
     """
-    cache = {} if cache is None else cache
-    plan, _, _, runs = _coupling_runs(instance, quick, cache)
+    plan, _, _, runs = _coupling_runs(instance, cfg)
     Ns = [N for N, _ in plan]
     n_fit = _fit_rate(Ns, [run.risk_gap[-1].double().tolist() for run in runs])
-    _, _, _, rows = _sgd_runs(instance, quick, cache)
+    _, _, _, rows = _sgd_runs(instance, cfg)
     e_fit = _fit_rate([r["eps"] for r in rows], [r["risk_error"] for r in rows])
     holds = -0.75 <= n_fit[0] <= -0.25 and 0.25 <= e_fit[0] <= 0.75
     worst = n_fit[0] if abs(n_fit[0] + 0.5) >= abs(e_fit[0] - 0.5) else -e_fit[0]
+    trajectories = {
+        "times": runs[0].times,
+        "risk_limit": runs[0].risk_limit.double().tolist(),
+        "output_limit": runs[0].outputs_limit.double().tolist(),
+        "risk_network_mean": [run.risk.double().mean(dim=1).tolist() for run in runs],
+        "output_network_mean": [run.outputs.double().mean(dim=1).tolist()
+                                for run in runs],
+    }
     return worst, -0.5, {"slope_in_N": n_fit[0], "slope_in_N_se": n_fit[1],
                          "risk_gap_by_N": n_fit[2], "N": Ns,
                          "slope_in_eps": e_fit[0], "slope_in_eps_se": e_fit[1],
+                         "eps": [r["eps"] for r in rows],
                          "risk_error_by_eps": e_fit[2],
-                         "bands": {"N": [-0.75, -0.25], "eps": [0.25, 0.75]}}, holds
+                         "bands": {"N": [-0.75, -0.25], "eps": [0.25, 0.75]},
+                         "trajectories": trajectories}, holds
 
 
-def check_c12(instance, quick=False, cache=None):
+def _histograms(run, n_bins=40):
+    """Per-layer histograms of |W(t) - W(0)| per edge: network and particles."""
+    import torch
+
+    out = []
+    W0 = run.final["initial"]
+    for l in range(len(W0)):
+        dn = torch.linalg.vector_norm((run.final["network"][l] - W0[l]).double(), dim=-1)
+        dp = torch.linalg.vector_norm((run.final["particles"][l] - W0[l]).double(),
+                                      dim=-1)
+        hi = float(torch.maximum(dn.max(), dp.max()))
+        edges = torch.linspace(0.0, hi, n_bins + 1, dtype=torch.float64)
+        out.append({"edges": edges.tolist(),
+                    "network": torch.histc(dn, n_bins, 0.0, hi).tolist(),
+                    "particles": torch.histc(dp, n_bins, 0.0, hi).tolist()})
+    return out
+
+
+def check_c12(instance, cfg):
     """C12: every trained layer moves macroscopically, independently of N.
 
     Figure: the smallest per-layer mean |W(t) - W(0)| at the largest N.
     Holds when it is at least 10x the coupling gap there and 1e-2 in
     absolute terms, and the per-layer movement varies by at most 20 %
-    (relative to its mean) across N.
+    (relative to its mean) across N. Also the per-layer histograms of the
+    displacement, network against ideal particles, at the largest N.
     """
     import numpy as np
 
-    plan, t, dt, runs = _coupling_runs(instance, quick, {} if cache is None else cache)
+    plan, t, dt, runs = _coupling_runs(instance, cfg)
     Ns = [N for N, _ in plan]
     L = instance.L
     moved = np.array([[float(run.moved[l][-1].mean()) for l in range(L - 1)]
@@ -493,13 +629,14 @@ def check_c12(instance, quick=False, cache=None):
     holds = (smallest >= 1e-2 and bool((moved[-1] >= 10 * gaps[-1]).all())
              and max(spread) <= 0.2)
     return smallest, 1e-2, {"N": Ns, "t": t, "moved_by_layer": moved.T.tolist(),
-                            "relative_spread_over_N": spread}, holds
+                            "relative_spread_over_N": spread,
+                            "histograms_at_largest_N": _histograms(runs[-1])}, holds
 
 
-def _picard_runs(instance, quick, cache):
+def _picard_runs(instance, cfg):
     """Picard iteration from w0 and from two shifted starts (cached for C5, C6)."""
-    if "picard" in cache:
-        return cache["picard"]
+    if "picard" in cfg.cache:
+        return cfg.cache["picard"]
     import torch
 
     from mfdeep.fast.layered import atomic_limit
@@ -507,16 +644,16 @@ def _picard_runs(instance, quick, cache):
     from mfdeep.fast.picard import constant_flow, picard
 
     atomic = instance.atomic() if instance.is_polynomial else instance.atomic(3)
-    model = TorchModel(atomic)
+    model = TorchModel(atomic, device=cfg.device)
     lim = atomic_limit(model)
-    n_grid, T = (16 if quick else 64), float(atomic.T)
+    n_grid, T = cfg.sizes("C5")["n_grid"], float(atomic.T)
     base = picard(model, T, n_grid=n_grid, max_iter=100)
     others = [picard(model, T, n_grid=n_grid, max_iter=100,
                      start=[f + shift for f in constant_flow(lim.initial(), n_grid + 1)])
-              for shift in (-0.5, 0.5)]
+              for shift in cfg.bar((-0.5, 0.5), "Picard from shifted starts")]
     tol = 1e3 * torch.finfo(model.dtype).eps
-    cache["picard"] = (lim, base, others, tol, n_grid)
-    return cache["picard"]
+    cfg.cache["picard"] = (lim, base, others, tol, n_grid)
+    return cfg.cache["picard"]
 
 
 def certified_containment(instance, certificate, rtol=1e-10):
@@ -542,25 +679,27 @@ def certified_containment(instance, certificate, rtol=1e-10):
     return strict, tolerant, worst
 
 
-def check_c5(instance, quick=False, cache=None):
+def check_c5(instance, cfg):
     """C5: existence. Picard iterates converge to a fixed point with round-off
     residual, and a validated Arb enclosure proves existence and uniqueness of
     the atomic MV solution on [0, T]; the fast solution lies in it.
 
-    Picard map on a grid of 16 (quick) or 64 steps with the trapezoidal rule;
+    Picard map on a grid of 16 (quick), 64 or 128 (full) steps with the
+    trapezoidal rule;
     the residual is d_0(Psi(G), G) of the last iterate. The certificate is for
     the instance's atomic version (its own atoms if polynomial, 2 quadrature
     nodes per coordinate otherwise).
     """
     from mfdeep.reference.certify import CertificationError, certify
 
-    lim, base, _, tol, n_grid = _picard_runs(instance, quick,
-                                             {} if cache is None else cache)
+    lim, base, _, tol, n_grid = _picard_runs(instance, cfg)
     atomic = instance.atomic() if instance.is_polynomial else instance.atomic(2)
+    size = cfg.sizes("C5")
     try:
-        cert = certify(atomic)
+        cert = certify(atomic, degree=size["cert_degree"], prec=size["cert_prec"])
         strict, tolerant, excess = certified_containment(atomic, cert)
         cert_info = {"certified": True, "steps": cert.stats["steps"],
+                     "degree": size["cert_degree"], "prec_bits": size["cert_prec"],
                      "max_final_radius": cert.max_radius(),
                      "fast_strictly_inside": strict, "fast_inside_within_1e-10": tolerant,
                      "fast_excess": excess}
@@ -574,19 +713,18 @@ def check_c5(instance, quick=False, cache=None):
     }, holds
 
 
-def check_c6(instance, quick=False, cache=None):
+def check_c6(instance, cfg):
     """C6: Picard from w0 and from starts shifted by -0.5 and +0.5 agree."""
     from mfdeep.fast.picard import distance
 
-    lim, base, others, tol, n_grid = _picard_runs(instance, quick,
-                                                  {} if cache is None else cache)
+    lim, base, others, tol, n_grid = _picard_runs(instance, cfg)
     gaps = [distance(lim, base.flow, o.flow, base.times) for o in others]
     holds = all(o.converged for o in others) and max(gaps) <= tol
     return max(gaps), tol, {"shifts": [-0.5, 0.5], "gaps": gaps,
                             "iterations": [o.stats["iterations"] for o in others]}, holds
 
 
-def check_c4(instance, quick=False):
+def check_c4(instance, cfg):
     """C4: measured contraction ratios of Psi against the derived bound.
 
     Random pairs of flows around the Picard fixed point (amplitude 0.1), for
@@ -599,14 +737,14 @@ def check_c4(instance, quick=False):
 
     atomic = instance.atomic() if instance.is_polynomial else instance.atomic(3)
     try:
-        out = check_contraction(atomic, n_pairs=2 if quick else 4,
-                                n_grid=8 if quick else 16)
+        size = cfg.sizes("C4")
+        out = check_contraction(atomic, n_pairs=size["n_pairs"], n_grid=size["n_grid"])
     except AssertionError as exc:
         return float("inf"), 1.0, {"error": str(exc)}, False
     return out["worst_ratio_over_bound"], 1.0, out, True
 
 
-def check_c11(instance=None, quick=False):
+def check_c11(instance, cfg):
     """C11: an explicit sequence mu_n -> mu (W_inf = 1/n) with drifts that stay
     away from b[mu] (proofs_notes 06 §6.5, Example 1). Instance-independent.
 
@@ -624,11 +762,8 @@ def check_c11(instance=None, quick=False):
 
 
 CHECKS = {"C1": check_c1, "C2": check_c2, "C3": check_c3, "C4": check_c4,
-          "C5": check_c5,
-          "C6": check_c6, "C7": check_c7, "C8": check_c8, "C9": check_c9,
-          "C10": check_c10, "C11": check_c11, "C12": check_c12}
-_SHARED_CACHE = ("C5", "C6", "C8", "C9", "C10", "C12")
-
+          "C5": check_c5, "C6": check_c6, "C7": check_c7, "C8": check_c8,
+          "C9": check_c9, "C10": check_c10, "C11": check_c11, "C12": check_c12}
 
 
 def parse_claims(text):
@@ -647,16 +782,15 @@ def parse_claims(text):
     return ids
 
 
-def run_claim(claim_id, instance, quick=False, cache=None):
+def run_claim(claim_id, instance, cfg=None):
     """Run one claim's check and wrap it in a :class:`ClaimResult`.
 
-    ``cache`` (a dict) lets checks that share runs (C8 and C12) reuse them.
+    ``cfg`` (a :class:`RunConfig`, default level ``default`` on the CPU)
+    carries the cache that checks sharing runs reuse.
     """
+    cfg = RunConfig() if cfg is None else cfg
     start = time.perf_counter()
-    if claim_id in _SHARED_CACHE:
-        out = CHECKS[claim_id](instance, quick=quick, cache=cache)
-    else:
-        out = CHECKS[claim_id](instance, quick=quick)
+    out = CHECKS[claim_id](instance, cfg)
     if len(out) == 4:
         figure, bound, details, holds = out
     else:
@@ -666,16 +800,18 @@ def run_claim(claim_id, instance, quick=False, cache=None):
                        float(bound), details, time.perf_counter() - start)
 
 
-def verify(instance, ids=None, quick=False, wrap=None):
-    """Run the checks ``ids`` (default: all available) and return the report dict.
+def verify(instance, ids=None, cfg=None, wrap=None):
+    """Run the checks ``ids`` (default: all) and return the report dict.
 
-    ``wrap`` optionally wraps the iteration over claim ids (the command line
-    passes a progress bar).
+    ``cfg`` is a :class:`RunConfig`; ``wrap`` optionally wraps the iteration
+    over claim ids (the command line passes a progress bar).
     """
     ids = sorted(CHECKS, key=lambda s: int(s[1:])) if ids is None else ids
-    cache = {}
-    results = [run_claim(claim_id, instance, quick=quick, cache=cache)
+    cfg = RunConfig() if cfg is None else cfg
+    results = [run_claim(claim_id, instance, cfg)
                for claim_id in (wrap(ids) if wrap else ids)]
-    return {"instance": instance.name, "quick": quick,
+    return {"instance": instance.name, "level": cfg.level, "quick": cfg.quick,
+            "device": cfg.device, "seed": cfg.seed,
+            "sizes": {i: _jsonable(SIZES[i][cfg.level]) for i in ids if i in SIZES},
             "claims": [r.as_dict() for r in results],
             "pending": dict(PENDING)}

@@ -20,6 +20,8 @@ def _atomic_write(path, text):
     path = pathlib.Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); give it the usual mode.
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
             fh.flush()
@@ -30,18 +32,45 @@ def _atomic_write(path, text):
         raise
 
 
-def _environment():
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _environment(device="cpu"):
     import flint
     import mpmath
     import numpy
     import sympy
+    import torch
 
     import mfdeep
 
-    return {"mfdeep": mfdeep.__version__, "python": platform.python_version(),
-            "platform": platform.platform(), "numpy": numpy.__version__,
-            "sympy": sympy.__version__, "mpmath": mpmath.__version__,
-            "python-flint": flint.__version__}
+    env = {"mfdeep": mfdeep.__version__, "python": platform.python_version(),
+           "platform": platform.platform(), "numpy": numpy.__version__,
+           "sympy": sympy.__version__, "mpmath": mpmath.__version__,
+           "python-flint": flint.__version__, "torch": torch.__version__,
+           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+           "device": device}
+    if device.startswith("cuda"):
+        env["device_name"] = torch.cuda.get_device_name(torch.device(device))
+    return env
+
+
+def _resolve_device(name):
+    """``cpu``, ``cuda`` or ``auto``; raise ValueError when CUDA is asked for
+    but missing."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: torch sees no CUDA device here; "
+                         "use --device cpu or --device auto")
+    if not (name == "cpu" or name.startswith("cuda")):
+        raise ValueError(f"--device {name!r}: use cpu, cuda, cuda:K or auto")
+    return name
 
 
 def _fmt(x):
@@ -59,22 +88,40 @@ def _table(report):
     return "\n".join(lines)
 
 
-def _markdown(report):
+def _markdown(report, plots=()):
+    ok = all(c["holds"] for c in report["claims"])
     out = [f"# mfdeep verify: instance `{report['instance']}`", "",
-           "| claim | statement | figure | bound | holds |", "|---|---|---|---|---|"]
+           f"{report.get('instance_description', '')}", "",
+           f"Level `{report['level']}`, device `{report['device']}`, base seed "
+           f"{report['seed']}; {'every claim holds' if ok else 'SOME CLAIMS FAIL'} "
+           f"({report.get('seconds', 0):.0f} s).", "",
+           "| claim | statement | figure | bound | holds | time |",
+           "|---|---|---|---|---|---|"]
     for c in report["claims"]:
         out.append(f"| {c['id']} | {c['statement']} | {_fmt(c['figure'])} | "
-                   f"{_fmt(c['bound'])} | {'yes' if c['holds'] else 'NO'} |")
+                   f"{_fmt(c['bound'])} | {'yes' if c['holds'] else 'NO'} | "
+                   f"{c['seconds']:.1f} s |")
     if report["pending"]:
         out += ["", "Claims without a check yet:", ""]
         out += [f"* {k}: {v}" for k, v in report["pending"].items()]
+    if plots:
+        out += ["", "## Figures", ""]
+        out += [f"![{p.stem}]({p.name})" for p in plots]
+    out += ["", "## Sizes", ""]
+    out += [f"* {k}: `{json.dumps(v)}`" for k, v in report.get("sizes", {}).items()]
+    out += ["", "## Environment", ""]
+    out += [f"* {k}: {v}" for k, v in report.get("environment", {}).items()]
+    out += ["", "Every figure above was computed in this run; the details of each "
+            "check are in `report.json`."]
     return "\n".join(out) + "\n"
 
 
 def cmd_verify(args):
+    import time
+
     from tqdm import tqdm
 
-    from mfdeep.claims import CHECKS, parse_claims, verify
+    from mfdeep.claims import CHECKS, RunConfig, parse_claims, verify
     from mfdeep.errors import InstanceError
     from mfdeep.model import load_instance
 
@@ -82,28 +129,68 @@ def cmd_verify(args):
         instance = load_instance(args.instance)
         ids = parse_claims(args.claims) if args.claims else sorted(
             CHECKS, key=lambda s: int(s[1:]))
+        device = _resolve_device(args.device)
     except (InstanceError, ValueError) as exc:
         print(f"mfdeep verify: {exc}", file=sys.stderr)
         return 2
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    level = "quick" if args.quick else "full" if args.full else "default"
 
     def wrap(ids):
         return tqdm(ids, desc="claims", unit="claim", file=sys.stderr,
                     disable=args.no_progress)
 
-    report = verify(instance, ids, quick=args.quick, wrap=wrap)
-    report["environment"] = _environment()
+    def bar(iterable, desc=None):
+        return tqdm(iterable, desc=f"  {desc}", leave=False, file=sys.stderr,
+                    disable=args.no_progress)
+
+    print(f"instance: {instance.name} ({instance.description}); level {level}, "
+          f"device {device}")
+    start = time.perf_counter()
+    cfg = RunConfig(level=level, device=device, seed=args.seed, bar=bar)
+    report = verify(instance, ids, cfg, wrap=wrap)
+    report["seconds"] = time.perf_counter() - start
+    report["environment"] = _environment(device)
     report["instance_description"] = instance.description
 
-    print(f"instance: {instance.name} ({instance.description})")
     print(_table(report))
     _atomic_write(out / "report.json", json.dumps(report, indent=2) + "\n")
-    _atomic_write(out / "report.md", _markdown(report))
-    print(f"wrote {out / 'report.json'} and {out / 'report.md'}")
+    plots = []
+    if not args.no_plots:
+        from mfdeep.plots import write_plots
+
+        plots = write_plots(report, out)
+    _atomic_write(out / "report.md", _markdown(report, plots))
+    print(f"wrote {out / 'report.json'}, {out / 'report.md'} and {len(plots)} "
+          f"figure(s) in {report['seconds']:.0f} s")
     ok = all(c["holds"] for c in report["claims"])
     print("all claims hold" if ok else "SOME CLAIMS FAIL")
     return 0 if ok else 1
+
+
+def cmd_plot(args):
+    from mfdeep.plots import write_plots
+
+    path = pathlib.Path(args.report)
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"mfdeep plot: cannot read {path}: {exc}; give the report.json "
+              "written by mfdeep verify", file=sys.stderr)
+        return 2
+    if not isinstance(report, dict) or "claims" not in report:
+        print(f"mfdeep plot: {path} is not a verify report (no 'claims' list)",
+              file=sys.stderr)
+        return 2
+    out = pathlib.Path(args.out) if args.out else path.parent
+    out.mkdir(parents=True, exist_ok=True)
+    written = write_plots(report, out)
+    for p in written:
+        print(f"wrote {p}")
+    if not written:
+        print("the report holds no data for a figure (C4, C8, C9, C10, C12)")
+    return 0
 
 
 def cmd_bench(args):
@@ -206,10 +293,22 @@ def build_parser():
     v.add_argument("--instance", default="default",
                    help="built-in name (default, exact, mlp, l2) or a TOML file")
     v.add_argument("--claims", default=None, help="comma-separated ids, e.g. C3,C7")
-    v.add_argument("--quick", action="store_true", help="smaller sizes, faster")
+    size = v.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true",
+                      help="smaller sizes: about a minute on 2 CPU cores")
+    size.add_argument("--full", action="store_true",
+                      help="large coupling and SGD sizes, meant for a GPU")
+    v.add_argument("--device", default="cpu",
+                   help="torch device of the fast-backend runs: cpu, cuda, auto")
+    v.add_argument("--seed", type=int, default=0, help="base seed of every draw")
     v.add_argument("--out", default="mfdeep-out", help="folder for report files")
     v.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    v.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     v.set_defaults(func=cmd_verify)
+    pl = sub.add_parser("plot", help="redraw the figures of a verify report.json")
+    pl.add_argument("report", help="path of report.json")
+    pl.add_argument("--out", default=None, help="folder (default: the report's)")
+    pl.set_defaults(func=cmd_plot)
     b = sub.add_parser("bench", help="speed of ours against an autograd baseline")
     b.add_argument("--json", default=None, help="write the figures to this file")
     b.set_defaults(func=cmd_bench)
@@ -226,6 +325,10 @@ def build_parser():
     c.add_argument("--prec", type=int, default=128, help="Arb precision in bits")
     c.add_argument("--out", default="mfdeep-certificate", help="output folder")
     c.set_defaults(func=cmd_certify)
+    from mfdeep.sweep import add_parser as _add_sweep
+    _add_sweep(sub)
+    from mfdeep.simulate import add_parser as _add_simulate
+    _add_simulate(sub)
     return parser
 
 

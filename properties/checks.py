@@ -322,15 +322,19 @@ def check_contraction(instance, n_pairs=3, amplitude=0.1, lams=(0.0, 5.0, 40.0),
     d = base.successive
     Wt = _trapezoid_matrix(times)
     v = torch.ones(len(times), dtype=torch.float64)
-    iterate = []
+    iterate, discrete, continuous = [], [], []
     for n in range(len(d)):
         iterate.append(d[n] / (d[0] * float(v.max())))
+        discrete.append(d[0] * float(v.max()))
+        continuous.append(d[0] * (K.K * T) ** n / math.factorial(n))
         v = K.K * (Wt @ v)
     _require(worst <= 1.0, f"measured contraction ratio exceeds the bound: {ratios}")
     _require(max(iterate) <= 1.0, "Picard distances exceed the iterate bound")
     return {"K": K.K, "K_layers": K.K_layers, "constants": K.constants,
             "ratios": ratios, "worst_ratio_over_bound": worst,
-            "iterate_over_bound": max(iterate), "h_boxes": h_boxes}
+            "iterate_over_bound": max(iterate), "h_boxes": h_boxes, "T": T,
+            "picard_distances": list(d), "iterate_bound_trapezoid": discrete,
+            "iterate_bound_KT": continuous}
 
 
 def check_layered_lipschitz(instance, n_pairs=4, amplitude=0.2, seed=0, splits=16):
