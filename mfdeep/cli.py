@@ -12,30 +12,8 @@ import os
 import pathlib
 import platform
 import sys
-import tempfile
 
-
-def _atomic_write(path, text):
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp makes the file private (0600); give it the usual mode.
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+from mfdeep.atomic import atomic_write
 
 
 def _environment(device="cpu"):
@@ -155,13 +133,13 @@ def cmd_verify(args):
     report["instance_description"] = instance.description
 
     print(_table(report))
-    _atomic_write(out / "report.json", json.dumps(report, indent=2) + "\n")
+    atomic_write(out / "report.json", json.dumps(report, indent=2) + "\n")
     plots = []
     if not args.no_plots:
         from mfdeep.plots import write_plots
 
         plots = write_plots(report, out)
-    _atomic_write(out / "report.md", _markdown(report, plots))
+    atomic_write(out / "report.md", _markdown(report, plots))
     print(f"wrote {out / 'report.json'}, {out / 'report.md'} and {len(plots)} "
           f"figure(s) in {report['seconds']:.0f} s")
     ok = all(c["holds"] for c in report["claims"])
@@ -223,7 +201,7 @@ def cmd_bench(args):
         print(f"  {row['solver']:<30s} error {row['error']:.2e}  "
               f"time {row['seconds']:.3f} s")
     if args.json:
-        _atomic_write(args.json, json.dumps(results, indent=2) + "\n")
+        atomic_write(args.json, json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 
@@ -271,7 +249,7 @@ def cmd_certify(args):
     data.update({"fast_strictly_inside": strict, "fast_inside_within_1e-10": tolerant,
                  "fast_excess": excess, "atoms_per_coordinate":
                  None if instance.is_polynomial else args.order})
-    _atomic_write(out / "certificate.json", json.dumps(data, indent=2) + "\n")
+    atomic_write(out / "certificate.json", json.dumps(data, indent=2) + "\n")
     summary = (
         f"# Certificate: {instance.name}\n\n"
         f"The atomic MV solution exists and is unique on [0, {cert.T}]; "
@@ -279,7 +257,7 @@ def cmd_certify(args):
         f"validated steps ({cert.stats['seconds']:.1f} s).\n\n"
         f"* largest enclosure radius at T: {cert.max_radius():.3e}\n"
         f"* fast float64 solution strictly inside: {strict}; within 1e-10: {tolerant}\n")
-    _atomic_write(out / "summary.md", summary)
+    atomic_write(out / "summary.md", summary)
     print(summary)
     print(f"wrote {out / 'certificate.json'} and {out / 'summary.md'}")
     return 0 if tolerant else 1

@@ -26,9 +26,9 @@ file                   content
 from __future__ import annotations
 
 import io
-import os
 import pathlib
-import tempfile
+
+from mfdeep.atomic import atomic_write
 
 
 def _pyplot():
@@ -44,18 +44,7 @@ def _save(fig, path):
     """Write a PNG atomically: render to memory, then temp file and rename."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, buf.getvalue())
 
 
 def _fitted_line(x, y, slope):

@@ -36,11 +36,12 @@ import os
 import pathlib
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from mfdeep.atomic import atomic_write
 
 LIMIT_FILE = "limit.npz"
 DESCRIPTION_FILE = "simulation.json"
@@ -563,36 +564,13 @@ def _summary(arrays):
 # Atomic writes.
 
 
-def _umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _write_atomically(path, write, binary):
-    """Write through ``write(fh)`` to a temporary file beside ``path``, then rename."""
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        # mkstemp makes the file private (0600); give it the usual mode instead.
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb" if binary else "w") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _save_npz(path, arrays):
-    _write_atomically(path, lambda fh: np.savez(fh, **arrays), binary=True)
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
 def _save_json(path, data):
     text = json.dumps(data, indent=2, allow_nan=False) + "\n"
-    _write_atomically(path, lambda fh: fh.write(text), binary=False)
+    atomic_write(path, text)
 
 
 # ---------------------------------------------------------------------------

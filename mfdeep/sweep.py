@@ -108,6 +108,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from mfdeep.atomic import atomic_write
 from mfdeep.errors import InstanceError, MfdeepError
 
 FORMAT = 1
@@ -564,13 +565,6 @@ def _failed_record(task, error):
 # The output folder: plan, locks, task files.
 
 
-def _atomic_write(path, text):
-    """Write ``text`` to ``path`` by temporary file, fsync and rename."""
-    from mfdeep.cli import _atomic_write as write
-
-    write(path, text)
-
-
 def _plan_identity(plan):
     """What must agree for two plans to share an output folder."""
     return {"format": plan.get("format"), "settings": plan.get("settings"),
@@ -707,11 +701,11 @@ class _OutputDir:
         if retry_failed:
             done = {k: r for k, r in done.items() if r["status"] == "ok"}
         if not grid_path.exists():
-            _atomic_write(grid_path, json.dumps(plan, indent=1) + "\n")
+            atomic_write(grid_path, json.dumps(plan, indent=1) + "\n")
         return done
 
     def write(self, record):
-        _atomic_write(self.task_path(record["task"]),
+        atomic_write(self.task_path(record["task"]),
                       json.dumps(record, indent=1, allow_nan=False) + "\n")
 
 
@@ -879,8 +873,8 @@ def run_sweep(plan, out, engine="local", workers=None, resume=False,
                     on_record(record)
         ordered = {t["id"]: records[t["id"]] for t in plan["tasks"]}
         summary = summarise(plan, ordered)
-        _atomic_write(folder.root / "summary.csv", summary_csv(plan, ordered))
-        _atomic_write(folder.root / "summary.json",
+        atomic_write(folder.root / "summary.csv", summary_csv(plan, ordered))
+        atomic_write(folder.root / "summary.json",
                       json.dumps(summary, indent=1, allow_nan=False) + "\n")
     return {"records": ordered, "kept": list(kept), "ran": [t["id"] for t in todo],
             "summary": summary}

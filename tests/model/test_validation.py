@@ -7,7 +7,7 @@ import pytest
 import sympy
 
 from mfdeep.errors import InstanceError
-from mfdeep.model import (atomic_law, atoms, compile_expr, data_set, gaussian,
+from mfdeep.model import (atomic_law, compile_expr, data_set, gaussian,
                           get_map, instance_from_dict, load_instance, make_instance,
                           make_map, uniform)
 from mfdeep.model.toml_io import BUILTIN_DIR, instance_from_file
