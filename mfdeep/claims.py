@@ -31,7 +31,7 @@ STATEMENTS = {
     "C8": "ideal particles track the network's gradient flow at rate N^-1/2",
     "C9": "SGD tracks the gradient flow at rate eps + sqrt(eps)",
     "C10": "loss and output converge at rate N^-1/2 + eps + sqrt(eps)",
-    "C11": "the general drift is discontinuous off layered laws",
+    "C11": "the general drift is discontinuous off layered laws, Lipschitz on them",
     "C12": "every trained layer moves by a macroscopic, N-independent amount",
 }
 
@@ -70,7 +70,28 @@ SIZES = {
 SIZES["C6"] = SIZES["C5"]
 SIZES["C10"] = {k: {"coupling": SIZES["C8"][k], "sgd": SIZES["C9"][k]} for k in LEVELS}
 SIZES["C12"] = SIZES["C8"]
-SIZES["C11"] = {k: {"n": (10, 100, 1000)} for k in LEVELS}
+SIZES["C11"] = {"quick": {"n": (10, 100, 1000), "lipschitz_pairs": 2},
+                "default": {"n": (10, 100, 1000), "lipschitz_pairs": 4},
+                "full": {"n": (10, 100, 1000), "lipschitz_pairs": 8}}
+
+
+# How each figure is compared with its bound: "<=" unless named here; a
+# slope that must fall in a band carries the band in its details.
+AT_LEAST = {"C11", "C12"}
+
+
+def bound_text(claim):
+    """The bound or band of a report entry as a reader should see it:
+    ``<= 1e-12``, ``>= 0.01``, ``in [-0.65, -0.35]``."""
+    details = claim.get("details", {})
+    if "band" in details:
+        lo, hi = details["band"]
+        return f"in [{lo:g}, {hi:g}]"
+    if "bands" in details:
+        return "; ".join(f"{k} in [{lo:g}, {hi:g}]"
+                         for k, (lo, hi) in details["bands"].items())
+    op = ">=" if claim["id"] in AT_LEAST else "<="
+    return f"{op} {claim['bound']:.3g}"
 
 
 @dataclass
@@ -745,20 +766,34 @@ def check_c4(instance, cfg):
 
 
 def check_c11(instance, cfg):
-    """C11: an explicit sequence mu_n -> mu (W_inf = 1/n) with drifts that stay
-    away from b[mu] (proofs_notes 06 §6.5, Example 1). Instance-independent.
+    """C11, both halves (proofs_notes 06 §6.5).
 
-    Figure: the smallest jump |b_2[mu_n] - b_2[mu]| over n = 10, 100, 1000;
-    it must stay at least 0.5 (the limit is tanh(tanh 1) ~ 0.642).
+    Off layered laws: an explicit sequence mu_n -> mu (W_inf = 1/n) whose
+    drifts stay away from b[mu] (Example 1, instance-independent). Figure:
+    the smallest jump |b_2[mu_n] - b_2[mu]| over n = 10, 100, 1000; it must
+    stay at least 0.5 (the limit is tanh(tanh 1) ~ 0.642).
+
+    On layered laws: for random pairs of layered states of the instance's
+    atomic version, the largest per-key change of the drift is at most K
+    times the largest per-key change of the weights, K certified on the box
+    both states visit; the worst ratio must be <= 1 (in the details).
     """
-    from mfdeep.properties.checks import check_discontinuity_off_layered
+    from mfdeep.properties.checks import (check_discontinuity_off_layered,
+                                          check_layered_lipschitz)
 
     try:
         out = check_discontinuity_off_layered()
     except AssertionError as exc:
         return 0.0, 0.5, {"error": str(exc)}, False
     jumps = [abs(v - out["b_mu"]) for v in out["b_mu_n"].values()]
-    return min(jumps), 0.5, out, min(jumps) >= 0.5
+    atomic = instance.atomic() if instance.is_polynomial else instance.atomic(3)
+    try:
+        lip = check_layered_lipschitz(atomic, n_pairs=cfg.sizes("C11")["lipschitz_pairs"])
+        lip_holds = True
+    except AssertionError as exc:
+        lip, lip_holds = {"error": str(exc)}, False
+    details = {**out, "jumps": jumps, "layered_lipschitz": lip}
+    return min(jumps), 0.5, details, min(jumps) >= 0.5 and lip_holds
 
 
 CHECKS = {"C1": check_c1, "C2": check_c2, "C3": check_c3, "C4": check_c4,

@@ -56,9 +56,11 @@ def _fmt(x):
 
 
 def _table(report):
-    rows = [("claim", "statement", "figure", "bound", "holds", "time")]
+    from mfdeep.claims import bound_text
+
+    rows = [("claim", "statement", "figure", "bound or band", "holds", "time")]
     for c in report["claims"]:
-        rows.append((c["id"], c["statement"][:58], _fmt(c["figure"]), _fmt(c["bound"]),
+        rows.append((c["id"], c["statement"][:58], _fmt(c["figure"]), bound_text(c),
                      "yes" if c["holds"] else "NO", f"{c['seconds']:.1f}s"))
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
@@ -67,17 +69,19 @@ def _table(report):
 
 
 def _markdown(report, plots=()):
+    from mfdeep.claims import bound_text
+
     ok = all(c["holds"] for c in report["claims"])
     out = [f"# mfdeep verify: instance `{report['instance']}`", "",
            f"{report.get('instance_description', '')}", "",
            f"Level `{report['level']}`, device `{report['device']}`, base seed "
            f"{report['seed']}; {'every claim holds' if ok else 'SOME CLAIMS FAIL'} "
            f"({report.get('seconds', 0):.0f} s).", "",
-           "| claim | statement | figure | bound | holds | time |",
+           "| claim | statement | figure | bound or band | holds | time |",
            "|---|---|---|---|---|---|"]
     for c in report["claims"]:
         out.append(f"| {c['id']} | {c['statement']} | {_fmt(c['figure'])} | "
-                   f"{_fmt(c['bound'])} | {'yes' if c['holds'] else 'NO'} | "
+                   f"{bound_text(c)} | {'yes' if c['holds'] else 'NO'} | "
                    f"{c['seconds']:.1f} s |")
     if report["pending"]:
         out += ["", "Claims without a check yet:", ""]

@@ -149,3 +149,22 @@ def test_a_perturbed_layered_drift_is_caught_by_the_lipschitz_check(monkeypatch)
     with pytest.raises(AssertionError, match="drift changed"):
         checks.check_layered_lipschitz(load_instance("default").atomic(2), n_pairs=2,
                                        amplitude=0.01, splits=8)
+
+
+def test_a_drift_scaled_twice_makes_verify_report_c11_as_failing(monkeypatch):
+    # verify's C11 runs both halves: the discontinuity off layered laws still
+    # holds here, so only the Lipschitz half can turn the claim red. Planted
+    # bug: the layered drift multiplied by N^2 once too often (N = 32).
+    from mfdeep.claims import RunConfig, run_claim
+
+    original = fast_layered.mean_fields
+
+    def rescaled(model, lim, W, t=0.0):
+        fields, b = original(model, lim, W, t)
+        return fields, [32**2 * x for x in b]
+
+    monkeypatch.setattr(fast_layered, "mean_fields", rescaled)
+    result = run_claim("C11", load_instance("exact"), RunConfig(level="quick"))
+    assert not result.holds
+    assert "drift changed" in result.details["layered_lipschitz"]["error"]
+    assert min(result.details["jumps"]) >= 0.5
