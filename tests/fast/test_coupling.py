@@ -12,7 +12,7 @@ from mfdeep.model import load_instance
 
 @pytest.fixture(scope="module")
 def quick_runs():
-    # N in {64, 128, 256} with 32, 16, 8 replicas, seeds fixed: the slope's
+    # N in {64, 128, 256, 512} with 32, 16, 8, 4 replicas, seeds fixed: the slope's
     # standard error is reported in the details (about 0.05 here), so the
     # band [-0.65, -0.35] sits about three standard errors from -0.5.
     cfg = RunConfig(level="quick")
