@@ -44,7 +44,8 @@ LEVELS = ("quick", "default", "full")
 # SGD runs grow; the reference checks keep their default sizes). The report
 # records the sizes used.
 SIZES = {
-    "C1": {"quick": {"N": 8}, "default": {"N": 16}, "full": {"N": 32}},
+    "C1": {"quick": {"N": 8, "reference_N": 2}, "default": {"N": 16, "reference_N": 2},
+           "full": {"N": 32, "reference_N": 3}},
     "C2": {"quick": {"ref_tol": 1e-13}, "default": {"ref_tol": 1e-16},
            "full": {"ref_tol": 1e-16}},
     "C3": {"quick": {"widths": (2, 3)}, "default": {"widths": (2, 3, 4)},
@@ -306,12 +307,17 @@ def check_c1(instance, cfg):
 
     float64, R = 3 replicas, width 8 (quick), 16 or 32 (full), depths L = 2 .. 5 built
     from the instance. Figure: the largest |N^2 (-alpha) grad - b| / max |b|.
+    Also, for the same depths at width 2 (3 in full), the identity in
+    reference numbers with the gradient from forward-mode differentiation:
+    exact rational equality for polynomial instances, 40 digits otherwise
+    (``details["reference"]``); the claim holds only if both parts do.
     """
     import torch
 
     from mfdeep.fast.model import TorchModel
     from mfdeep.fast.network import NetworkState, draw_network, forward, population_drift
     from mfdeep.model import with_depth
+    from mfdeep.properties.checks import check_exact_gradient_scaling
 
     N = cfg.sizes("C1")["N"]
     worst, per_depth = 0.0, {}
@@ -330,8 +336,19 @@ def check_c1(instance, cfg):
                   for g, x in zip(grads, b)) / scale
         per_depth[f"L={L}"] = err
         worst = max(worst, err)
-    return worst, 1e-12, {"width": N, "replicas": 3, "relative_error": per_depth,
-                          "device": cfg.device, "dtype": "float64"}
+    # The same identity in reference numbers, the gradient by forward-mode
+    # differentiation: exact for polynomial instances, 40 digits otherwise.
+    reference, ref_holds = {}, True
+    for L in (2, 3, 4, 5):
+        try:
+            reference[f"L={L}"] = check_exact_gradient_scaling(
+                with_depth(instance, L), N=cfg.sizes("C1")["reference_N"],
+                seed=cfg.seed + L)
+        except AssertionError as exc:
+            reference[f"L={L}"], ref_holds = {"error": str(exc)}, False
+    details = {"width": N, "replicas": 3, "relative_error": per_depth,
+               "device": cfg.device, "dtype": "float64", "reference": reference}
+    return worst, 1e-12, details, worst <= 1e-12 and ref_holds
 
 
 def check_c2(instance, cfg):

@@ -15,6 +15,7 @@ from mfdeep.properties import _profiles  # noqa: F401  (registers the profiles)
 from mfdeep.properties.checks import (check_autograd_scaling, check_contraction,
                                       check_layered_lipschitz,
                                       check_discontinuity_off_layered,
+                                      check_exact_gradient_scaling,
                                       check_factorisation,
                                       check_fast_layered_drift,
                                       check_layered_path_identity,
@@ -38,6 +39,11 @@ def test_c3_path_drift_on_layered_laws_is_the_layered_drift(instance, seed):
 @given(exact_instances(max_atoms=2))
 def test_c7_the_path_system_from_a_product_law_stays_layered(instance):
     check_factorisation(instance, degree=3 if instance.L < 5 else 2)
+
+
+@given(exact_instances(), st.integers(1, 3), seeds)
+def test_c1_scaled_exact_gradient_is_the_drift(instance, N, seed):
+    check_exact_gradient_scaling(instance, N=N, seed=seed)
 
 
 @given(smooth_instances(), seeds)

@@ -168,3 +168,23 @@ def test_a_drift_scaled_twice_makes_verify_report_c11_as_failing(monkeypatch):
     assert not result.holds
     assert "drift changed" in result.details["layered_lipschitz"]["error"]
     assert min(result.details["jumps"]) >= 0.5
+
+
+def test_a_backward_pass_that_forgets_1_over_n_is_caught_by_the_exact_gradient(
+        monkeypatch):
+    # The forward-mode gradient does not use the backward recursion, so a bug
+    # there (G_l summed, not averaged, over the next layer) shows as exact
+    # rational mismatches.
+    import mfdeep.reference.network as ref_network
+
+    def unaveraged(bound, net, J, JL):
+        N, L = net.N, net.L
+        G = {L: [v[1] for v in JL]}
+        for l in range(L - 1, 1, -1):
+            G[l] = [sum(J[l - 1][i][j][1] * G[l + 1][j] for j in range(N))
+                    for i in range(N)]
+        return G
+
+    monkeypatch.setattr(ref_network, "backward", unaveraged)
+    with pytest.raises(AssertionError, match="backprop drift differs"):
+        checks.check_exact_gradient_scaling(with_depth(load_instance("exact"), 3), N=2)
