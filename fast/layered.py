@@ -57,6 +57,23 @@ class AtomicLimit:
         out.append(self.M[-1][:, None, :].expand(-1, nL, -1).clone())
         return out
 
+    def key_weights(self):
+        """Probability of each key of each trained layer, shaped like the
+        layer's state without its last (weight coordinate) axis."""
+        L, q0, qm, qL = len(self.M) + 1, self.q0, self.qm, self.qL
+        if L == 2:
+            return [q0[:, None, None] * qm[0][None, :, None] * qL[None, None, :]]
+        out = [q0[:, None] * qm[0][None, :]]
+        out += [qm[l - 1] for l in range(2, L - 1)]
+        out.append(qm[L - 2][:, None] * qL[None, :])
+        return out
+
+    def movement(self, W, W0):
+        """Per layer, E|Wbar(t) - Wbar(0)| under the atomic law (mean over
+        weight coordinates): the statistic of ``CouplingResult.moved``."""
+        return [((w - w0).abs().mean(dim=-1) * q).sum()
+                for w, w0, q in zip(W, W0, self.key_weights())]
+
 
 def atomic_limit(model, instance=None):
     """Tensors of the atomic laws of ``instance`` (default: the model's own)."""

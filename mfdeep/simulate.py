@@ -291,17 +291,6 @@ def _check_records(what, arrays, names, times):
                                  "learning rate")
 
 
-def _key_weights(lim, L):
-    """Probability of each key of each trained layer (MODEL.md section 3)."""
-    q0, qm, qL = lim["q0"], [lim[f"qm{l}"] for l in range(1, L)], lim["qL"]
-    if L == 2:
-        return [q0[:, None, None] * qm[0][None, :, None] * qL[None, None, :]]
-    out = [q0[:, None] * qm[0][None, :]]
-    out += [qm[l - 1] for l in range(2, L - 1)]
-    out.append(qm[L - 2][:, None] * qL[None, :])
-    return out
-
-
 def _run_limit(plan):
     """Solve the layered MV system on the atomic version of the instance."""
     from mfdeep.errors import DivergenceError
@@ -350,10 +339,10 @@ def _run_limit(plan):
         a[f"M{l}"], a[f"qm{l}"] = _np(lim.M[l - 1]), _np(lim.qm[l - 1])
     a["AL"], a["qL"] = _np(lim.AL), _np(lim.qL)
     a["X"], a["Y"], a["P"] = _np(model.X), _np(model.Y), _np(model.P)
-    for l, q in enumerate(_key_weights(a, L), start=1):
+    for l, q in enumerate(lim.key_weights(), start=1):
         W = a[f"W{l}"]
         step = np.abs(W - W[:1]).mean(axis=-1)
-        a[f"moved{l}"] = (step * q).reshape(len(W), -1).sum(axis=1).astype(W.dtype)
+        a[f"moved{l}"] = (step * _np(q)).reshape(len(W), -1).sum(axis=1).astype(W.dtype)
     _check_records("limit", a, ["ybar", "risk"], plan.times)
     stats = {"rk4_steps": int(sol.stats["steps"]), "dt": plan.dt,
              "atoms": {"nu0": int(lim.A0.shape[0]),

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from mfdeep import claims
 from mfdeep.claims import RunConfig, check_c8, check_c9, check_c10, check_c12
 from mfdeep.fast.layered import ideal_particles, solve_limit
 from mfdeep.fast.model import TorchModel
@@ -31,6 +32,22 @@ def test_every_layer_moves_by_an_n_independent_amount(quick_runs):
     figure, bound, details, holds = quick_runs[1]
     assert holds, details
     assert figure >= bound
+    # The network's movement at the largest N is the limit's, within budget.
+    off = details["network_minus_limit_at_largest_N"]
+    assert all(abs(d) <= b for d, b in zip(off, details["error_budget"]))
+
+
+def test_a_limit_solved_to_the_wrong_horizon_fails_c12(quick_runs, monkeypatch):
+    # Canary: the limit's movement taken at 1.2 t instead of t (a horizon
+    # bug) is about 20 % off the network's and outside the error budget,
+    # while the network-only parts of C12 still hold.
+    original = claims._limit_movement
+    monkeypatch.setattr(claims, "_limit_movement",
+                        lambda inst, t, order=None: original(inst, 1.2 * t, order))
+    _, _, details, holds = check_c12(load_instance("default"), quick_runs[2])
+    assert not holds
+    off = details["network_minus_limit_at_largest_N"]
+    assert any(abs(d) > b for d, b in zip(off, details["error_budget"]))
 
 
 def test_network_and_particles_start_together_then_separate():
