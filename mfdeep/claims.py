@@ -595,7 +595,8 @@ def check_c9(instance, cfg):
 def check_c10(instance, cfg):
     """C10: the risk converges: |R_N - Rbar| falls like N^-1/2 (gradient flow
     against the limit, the C8 runs) and |R_N(W_sgd) - R_N(W_gf)| like
-    sqrt(eps) (the C9 runs).
+    sqrt(eps) (the C9 runs); so does the output gap max_x |yhat(x) - ybar(x)|
+    in N (band [-0.75, -0.25], the per-point form of the bound).
 
     The risk gap of one replica is one scalar (no average over edges), so it
     is noisier than the weight errors of C8 and C9: bands [-0.75, -0.25] in N
@@ -605,9 +606,11 @@ def check_c10(instance, cfg):
     plan, _, _, runs = _coupling_runs(instance, cfg)
     Ns = [N for N, _ in plan]
     n_fit = _fit_rate(Ns, [run.risk_gap[-1].double().tolist() for run in runs])
+    y_fit = _fit_rate(Ns, [run.output_gap[-1].double().tolist() for run in runs])
     _, _, _, rows = _sgd_runs(instance, cfg)
     e_fit = _fit_rate([r["eps"] for r in rows], [r["risk_error"] for r in rows])
-    holds = -0.75 <= n_fit[0] <= -0.25 and 0.25 <= e_fit[0] <= 0.75
+    holds = (-0.75 <= n_fit[0] <= -0.25 and -0.75 <= y_fit[0] <= -0.25
+             and 0.25 <= e_fit[0] <= 0.75)
     worst = n_fit[0] if abs(n_fit[0] + 0.5) >= abs(e_fit[0] - 0.5) else -e_fit[0]
     trajectories = {
         "times": runs[0].times,
@@ -619,6 +622,8 @@ def check_c10(instance, cfg):
     }
     return worst, -0.5, {"slope_in_N": n_fit[0], "slope_in_N_se": n_fit[1],
                          "risk_gap_by_N": n_fit[2], "N": Ns,
+                         "output_slope_in_N": y_fit[0], "output_slope_in_N_se": y_fit[1],
+                         "output_gap_by_N": y_fit[2],
                          "slope_in_eps": e_fit[0], "slope_in_eps_se": e_fit[1],
                          "eps": [r["eps"] for r in rows],
                          "risk_error_by_eps": e_fit[2],
