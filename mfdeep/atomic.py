@@ -15,9 +15,34 @@ import tempfile
 
 
 def _umask():
-    mask = os.umask(0o022)
+    """The process's umask, read without changing it where Linux allows
+    (``/proc/self/status``); elsewhere set and restored at once."""
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # pragma: no cover (not Linux)
     os.umask(mask)
     return mask
+
+
+def folder_problem(path):
+    """Why ``path`` cannot be (or become) a folder of results, or None.
+
+    A path that is a file, or lies below a file, cannot; one that does not
+    exist yet can (it is created when the results are written).
+    """
+    path = pathlib.Path(path)
+    if path.exists():
+        return None if path.is_dir() else f"{str(path)!r} is a file, not a folder"
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{str(path)!r} lies below the file {str(parent)!r}"
+            return None
+    return None
 
 
 def atomic_write(path, data):

@@ -13,7 +13,7 @@ import pathlib
 import platform
 import sys
 
-from mfdeep.atomic import atomic_write
+from mfdeep.atomic import atomic_write, folder_problem
 
 
 def _environment(device="cpu"):
@@ -37,18 +37,13 @@ def _environment(device="cpu"):
 
 
 def _resolve_device(name):
-    """``cpu``, ``cuda`` or ``auto``; raise ValueError when CUDA is asked for
-    but missing."""
-    import torch
+    """The device name for the report: ``cpu``, ``cuda`` or ``cuda:K``;
+    ``auto`` takes CUDA when there is one. Checked like ``mfdeep simulate``
+    checks it (InstanceError, a ValueError, for a bad or missing device)."""
+    from mfdeep.simulate import _resolve_device as resolve
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: torch sees no CUDA device here; "
-                         "use --device cpu or --device auto")
-    if not (name == "cpu" or name.startswith("cuda")):
-        raise ValueError(f"--device {name!r}: use cpu, cuda, cuda:K or auto")
-    return name
+    device, requested = resolve(name)
+    return device.type if requested == "auto" else requested
 
 
 def _fmt(x):
@@ -112,6 +107,10 @@ def cmd_verify(args):
         ids = parse_claims(args.claims) if args.claims else sorted(
             CHECKS, key=lambda s: int(s[1:]))
         device = _resolve_device(args.device)
+        problem = folder_problem(args.out)
+        if problem:
+            raise ValueError(f"--out {problem}; give a folder path (it is created "
+                             "if missing)")
     except (InstanceError, ValueError) as exc:
         print(f"mfdeep verify: {exc}", file=sys.stderr)
         return 2
@@ -161,9 +160,15 @@ def cmd_plot(args):
         print(f"mfdeep plot: cannot read {path}: {exc}; give the report.json "
               "written by mfdeep verify", file=sys.stderr)
         return 2
-    if not isinstance(report, dict) or "claims" not in report:
-        print(f"mfdeep plot: {path} is not a verify report (no 'claims' list)",
-              file=sys.stderr)
+    claims_ok = (isinstance(report, dict) and isinstance(report.get("claims"), list)
+                 and isinstance(report.get("instance"), str)
+                 and all(isinstance(c, dict) and isinstance(c.get("id"), str)
+                         and isinstance(c.get("details", {}), dict)
+                         for c in report["claims"]))
+    if not claims_ok:
+        print(f"mfdeep plot: {path} is not a verify report (it needs 'instance' and "
+              "a 'claims' list of entries with 'id' and 'details'); give the "
+              "report.json written by mfdeep verify", file=sys.stderr)
         return 2
     out = pathlib.Path(args.out) if args.out else path.parent
     out.mkdir(parents=True, exist_ok=True)
@@ -231,6 +236,17 @@ def cmd_certify(args):
     from mfdeep.model import load_instance
     from mfdeep.reference.certify import CertificationError, certify
 
+    for flag, value, low, example in [("order", args.order, 1, 2),
+                                      ("degree", args.degree, 1, 8),
+                                      ("prec", args.prec, 16, 128)]:
+        if value < low:
+            print(f"mfdeep certify: --{flag} {value} is below {low}; give e.g. "
+                  f"--{flag} {example}", file=sys.stderr)
+            return 2
+    problem = folder_problem(args.out)
+    if problem:
+        print(f"mfdeep certify: --out {problem}; give a folder path", file=sys.stderr)
+        return 2
     try:
         instance = load_instance(args.instance)
     except InstanceError as exc:

@@ -21,11 +21,13 @@ Files written to ``out``:
   ``save_weights``);
 * ``simulation.json`` -- every array (shape, dtype, meaning), the instance,
   settings, seeds, versions, device, dtype, wall times, summary figures and
-  the run's status (``running``, ``complete``, ``diverged``, ``failed``).
+  the run's status (``running``, ``complete``, ``diverged``, ``failed``,
+  ``interrupted``).
 
 Each file goes to a temporary file in the same folder first and is renamed
 into place, so a reader never sees half a file. The command exits with 0 when
-every run finished, 1 when one diverged or failed, 2 on bad input.
+every run finished, 1 when one diverged or failed, 2 on bad input, 130 when
+interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mfdeep.atomic import atomic_write
+from mfdeep.atomic import atomic_write, folder_problem
 
 LIMIT_FILE = "limit.npz"
 DESCRIPTION_FILE = "simulation.json"
@@ -201,8 +203,9 @@ def _plan(instance, finite, limit, replicas, batch, eps, t, dt, n_records, order
     if not _is_int(n_records) or n_records < 2:
         raise _bad("n_records", "n-records", n_records,
                    "needs at least the two times 0 and t", "give an integer >= 2")
-    if not _is_int(seed) or seed < 0:
-        raise _bad("seed", "seed", seed, "must be a non-negative integer",
+    # torch generators take seeds below 2**64, and SGD uses seed + 1.
+    if not _is_int(seed) or not 0 <= seed < 2**63:
+        raise _bad("seed", "seed", seed, "must be an integer in [0, 2**63)",
                    "give e.g. --seed 0")
     if order is None:
         order = instance.order
@@ -259,8 +262,9 @@ def _plan(instance, finite, limit, replicas, batch, eps, t, dt, n_records, order
                    "give e.g. 1e3 (inf disables the bound)")
     if out is not None:
         out = pathlib.Path(out)
-        if out.exists() and not out.is_dir():
-            raise _bad("out", "out", str(out), "is a file, not a folder",
+        problem = folder_problem(out)
+        if problem:
+            raise _bad("out", "out", str(out), problem,
                        "give a folder path (it is created if missing)")
     return _Plan(instance, spec, finite, limit, int(replicas), int(batch), eps, t, dt,
                  int(n_steps), steps, times, int(order), int(seed), device,
@@ -773,6 +777,11 @@ def cmd_simulate(args):
         print(f"mfdeep simulate: the run failed, out of memory ({exc}); lower the "
               "widths or --replicas, or drop --save-weights", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        where = pathlib.Path(args.out) / DESCRIPTION_FILE
+        print(f"mfdeep simulate: interrupted; the runs finished so far are saved and "
+              f"{where} says 'interrupted'", file=sys.stderr)
+        return 130
     print(_report(result, pathlib.Path(args.out)))
     return 0
 
@@ -784,7 +793,7 @@ def add_parser(sub):
         description="Solve the layered MV limit and/or train finite networks, and "
                     "save trajectories and mean fields as .npz with a JSON "
                     "description. Exit codes: 0 done, 1 a run diverged or failed, "
-                    "2 bad input.")
+                    "2 bad input, 130 interrupted.")
     s.add_argument("--instance", default="default",
                    help="built-in name (default, exact, mlp, l2) or a TOML file")
     s.add_argument("--finite", type=int, nargs="+", metavar="N", default=None,

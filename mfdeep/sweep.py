@@ -92,6 +92,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import functools
 import hashlib
 import io
@@ -108,7 +109,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from mfdeep.atomic import atomic_write
+from mfdeep.atomic import atomic_write, folder_problem
 from mfdeep.errors import InstanceError, MfdeepError
 
 FORMAT = 1
@@ -235,7 +236,12 @@ def _instance_source(entry, k, base):
         raise GridError(f"{where}={entry!r}: no file {str(path)!r} (paths are "
                         "relative to the grid file); give an existing TOML file")
     label = re.sub(r"[^A-Za-z0-9_.+-]", "_", path.stem)
-    return label, str(path.resolve()), path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GridError(f"{where}={entry!r}: cannot read {str(path)!r} as UTF-8 text "
+                        f"({exc}); give a TOML file") from None
+    return label, str(path.resolve()), text
 
 
 @functools.lru_cache(maxsize=64)
@@ -450,10 +456,13 @@ def load_grid(path, check_cuda=True):
     """
     path = pathlib.Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise GridError(f"cannot read the grid file {str(path)!r} ({exc.strerror}); "
                         "give an existing TOML file") from None
+    except UnicodeDecodeError as exc:
+        raise GridError(f"the grid file {str(path)!r} is not UTF-8 text ({exc}); "
+                        "give a TOML file") from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -556,11 +565,6 @@ def run_task(payload):
     return record
 
 
-def _failed_record(task, error):
-    return {"format": FORMAT, "id": task["id"], "task": task, "status": "failed",
-            "seconds": 0.0, "error": error}
-
-
 # ---------------------------------------------------------------------------
 # The output folder: plan, locks, task files.
 
@@ -570,7 +574,8 @@ def _plan_identity(plan):
     return {"format": plan.get("format"), "settings": plan.get("settings"),
             "instances": {k: v.get("sha256")
                           for k, v in plan.get("instances", {}).items()},
-            "tasks": plan.get("tasks")}
+            "tasks": {t.get("id"): t for t in plan.get("tasks") or []
+                      if isinstance(t, dict)}}
 
 
 def _plan_difference(old, new):
@@ -587,8 +592,7 @@ def _plan_difference(old, new):
             diffs.append(f"instance {key!r} " + ("added" if key not in a["instances"]
                                                  else "removed" if key not in
                                                  b["instances"] else "changed"))
-    ids_a = {t["id"] for t in a["tasks"] or []}
-    ids_b = {t["id"] for t in b["tasks"] or []}
+    ids_a, ids_b = set(a["tasks"]), set(b["tasks"])
     if ids_b - ids_a:
         diffs.append(f"{len(ids_b - ids_a)} task(s) added")
     if ids_a - ids_b:
@@ -646,8 +650,13 @@ class _OutputDir:
             return self
         try:
             fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as exc:
             self._lock.close()
+            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                raise SweepDirError(
+                    f"cannot lock {str(self.root / '.lock')!r} ({exc.strerror}); put "
+                    "--out on a file system with POSIX locks"
+                ) from None
             raise SweepDirError(
                 f"another sweep is writing into {str(self.root)!r} (it holds "
                 f"{str(self.root / '.lock')!r}); wait for it to finish or use "
@@ -713,9 +722,30 @@ class _OutputDir:
 # Engines: each yields task records as they finish.
 
 
-def _init_local_worker(pid_queue):
+def _die_with_parent(parent):
+    """Make this worker get SIGTERM when ``parent`` dies, SIGKILL included
+    (Linux ``PR_SET_PDEATHSIG``); elsewhere a no-op."""
     import signal
 
+    if not sys.platform.startswith("linux"):  # pragma: no cover
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _init_local_worker(pid_queue, parent):
+    import signal
+
+    # A worker must not outlive a killed sweep: it would hold memory and go
+    # on computing beside the resumed run.
+    _die_with_parent(parent)
     # Ctrl-C reaches the whole process group; the parent alone handles it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     pid_queue.put(os.getpid())
@@ -730,7 +760,8 @@ def _local_engine(payloads, workers):
     ctx = multiprocessing.get_context("spawn")
     pids = ctx.SimpleQueue()
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                  initializer=_init_local_worker, initargs=(pids,))
+                                  initializer=_init_local_worker,
+                                  initargs=(pids, os.getpid()))
     finished = False
     try:
         futures = {pool.submit(run_task, p): p["task"] for p in payloads}
@@ -777,6 +808,7 @@ def _ray_engine(payloads, workers, address, gpu_fraction, needs_gpu):
                             'use device = "cpu" or a cluster with GPUs')
         remote = ray.remote(num_cpus=1, num_gpus=gpu_fraction)(run_task)
         pending = {remote.remote(p): p["task"] for p in payloads}
+        lost = []
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
@@ -785,9 +817,15 @@ def _ray_engine(payloads, workers, address, gpu_fraction, needs_gpu):
                     record = ray.get(ref)
                 except ray.exceptions.RayError as exc:
                     # run_task catches every error of a run; this is the
-                    # worker or the node dying under it.
-                    record = _failed_record(task, f"{type(exc).__name__}: {exc}")
+                    # worker or the node dying under it. Nothing is written
+                    # for the task, so --resume runs it again, as with the
+                    # local engine; the other tasks go on.
+                    lost.append(f"{task['id']}: {type(exc).__name__}: {exc}")
+                    continue
                 yield record
+        if lost:
+            raise WorkerDied(f"{len(lost)} task(s) lost their Ray worker (first: "
+                             f"{lost[0][:300]}); rerun with --resume")
     finally:
         for ref in pending:
             with contextlib.suppress(Exception):
@@ -835,9 +873,12 @@ def run_sweep(plan, out, engine="local", workers=None, resume=False,
     ------
     SweepDirError
         For a folder holding another plan, finished results without
-        ``resume``, or another sweep's lock; or when Ray is missing.
+        ``resume``, or another sweep's lock.
+    EngineError
+        When the ray engine is asked for and Ray is missing.
     WorkerDied
-        When a local worker process dies; finished tasks are written.
+        When a worker process (local) or a Ray worker dies; finished tasks
+        are written, the lost ones run again with ``resume``.
     KeyboardInterrupt
         Passed on after stopping the workers; finished tasks are written.
     """
@@ -846,6 +887,10 @@ def run_sweep(plan, out, engine="local", workers=None, resume=False,
     workers = (os.cpu_count() or 1) if workers is None else workers
     if not _is_int(workers) or workers < 1:
         raise ValueError(f"workers={workers!r}; give a positive integer")
+    problem = folder_problem(out)
+    if problem:
+        raise SweepDirError(f"--out {problem}; give a folder path (it is created "
+                            "if missing)")
     with _OutputDir(out) as folder:
         kept = folder.prepare(plan, resume or retry_failed, retry_failed)
         todo = [t for t in plan["tasks"] if t["id"] not in kept]

@@ -64,6 +64,7 @@ def test_the_report_records_level_device_seed_sizes_and_environment(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--quick", "--full"], "not allowed with"),
     (["--device", "tpu"], "use cpu, cuda"),
+    (["--device", "cudafoo"], "use cpu, cuda"),
 ])
 def test_bad_level_or_device_exits_2(args, message, tmp_path):
     proc = run("verify", "--claims", "C3", *args, "--out", str(tmp_path),
@@ -80,7 +81,7 @@ def test_cuda_without_a_device_exits_2(tmp_path):
     proc = run("verify", "--claims", "C3", "--device", "cuda", "--out", str(tmp_path),
                "--no-progress")
     assert proc.returncode == 2
-    assert "no CUDA device" in proc.stderr
+    assert "CUDA is not available" in proc.stderr
 
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -129,3 +130,39 @@ def test_verify_runs_the_fast_claims_on_cuda(tmp_path, monkeypatch):
     by_id = {c["id"]: c for c in report["claims"]}
     assert by_id["C1"]["holds"] and by_id["C5"]["holds"], report
     assert code in (0, 1)  # C8's slope at two tiny widths is not under test
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--order", "0"], "--order 0 is below 1"),
+    (["--degree", "0"], "--degree 0 is below 1"),
+    (["--prec", "1"], "--prec 1 is below 16"),
+])
+def test_bad_certify_sizes_exit_2_before_any_work(args, message, tmp_path, capsys):
+    assert cli.main(["certify", "--instance", "exact", *args,
+                     "--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["verify", "certify"])
+def test_an_out_below_a_file_exits_2(command, tmp_path, capsys):
+    blocker = tmp_path / "f"
+    blocker.write_text("x")
+    extra = ["--claims", "C3", "--no-progress"] if command == "verify" else []
+    assert cli.main([command, "--instance", "exact", *extra,
+                     "--out", str(blocker / "sub")]) == 2
+    assert "lies below the file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("report", ['{"claims": []}', '{"instance": "x", "claims": 3}',
+                                    '{"instance": "x", "claims": [1]}'])
+def test_plot_rejects_malformed_reports(report, tmp_path, capsys):
+    bad = tmp_path / "r.json"
+    bad.write_text(report)
+    assert cli.main(["plot", str(bad)]) == 2
+    assert "not a verify report" in capsys.readouterr().err
+
+
+def test_simulate_rejects_a_seed_torch_cannot_take(tmp_path, capsys):
+    assert cli.main(["simulate", "--finite", "4", "--seed", str(2**64),
+                     "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "[0, 2**63)" in capsys.readouterr().err

@@ -6,10 +6,12 @@ second) serves every run, so the engines, the interrupted run and the
 repeated run are compared number for number with one uninterrupted run.
 """
 
+import contextlib
 import copy
 import json
 import math
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -473,3 +475,85 @@ def test_help_documents_the_exit_codes():
     assert proc.returncode == 0
     assert "exit codes: 0 every task ok; 1 some task failed" in proc.stdout
     assert "130 interrupted" in proc.stdout
+
+
+def _children(pid):
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid):
+    try:
+        state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
+def test_workers_die_with_a_sweep_whose_parent_alone_is_killed(small_grid, tmp_path):
+    # SIGKILL to the parent only (not its process group): the pool workers
+    # must not live on, holding memory and computing beside a resumed run.
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mfdeep", "sweep", "--no-progress", "--workers", "2",
+         "--grid", str(small_grid), "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    workers = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 and proc.poll() is None:
+            assert time.monotonic() < deadline, "the pool did not start within 120 s"
+            workers = [p for p in _children(proc.pid)
+                       if "spawn" in pathlib.Path(f"/proc/{p}/cmdline").read_bytes()
+                       .decode(errors="replace")]
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert workers and not any(_alive(p) for p in workers)
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_a_reordered_grid_resumes_the_same_folder(local_run, small_grid, tmp_path):
+    # Tasks are compared by id, not by their order in the file.
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(local_run[0], out)
+    reordered = tmp_path / "reordered.toml"
+    assert "N = [8, 16]" in SMALL_GRID
+    reordered.write_text(SMALL_GRID.replace("N = [8, 16]", "N = [16, 8]"))
+    proc = sweep_cli("--grid", reordered, "--out", out, "--resume")
+    assert proc.returncode == 0, proc.stderr
+    assert f"resume: skipping {N_TASKS} finished task(s)" in proc.stdout
+
+
+@pytest.mark.parametrize("where", ["file", "below-file"])
+def test_an_out_that_is_a_file_is_bad_input(small_grid, tmp_path, where, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    out = blocker if where == "file" else blocker / "sub"
+    code = cli.main(["sweep", "--grid", str(small_grid), "--out", str(out),
+                     "--no-progress"])
+    assert code == 2
+    assert "give a folder path" in capsys.readouterr().err
+
+
+def test_a_grid_file_that_is_not_utf8_is_an_error_naming_the_file(tmp_path):
+    bad = tmp_path / "g.toml"
+    bad.write_bytes(b"description = \"\xff\xfe\"\n")
+    with pytest.raises(GridError, match="not UTF-8"):
+        load_grid(bad)
