@@ -434,6 +434,36 @@ def test_ray_engine_gives_the_numbers_of_the_local_engine(local_run, small_grid,
     assert ours == local_run[1]["summary"]["fits"]
 
 
+def test_a_task_whose_ray_worker_dies_is_lost_not_failed(tmp_path, monkeypatch):
+    # A Ray worker that dies under a task (here: os._exit inside it) must not
+    # leave a `failed` file that --resume would skip: the task is lost, the
+    # other task is written, and a resumed run computes the lost one.
+    pytest.importorskip("ray", reason="the ray engine needs `pip install mfdeep[ray]`")
+    import mfdeep.sweep as sweep
+    from mfdeep.sweep import WorkerDied
+
+    plan = grid_from_dict({"grid": {"instance": ["default"], "N": [8], "seed": [0, 1]},
+                           "settings": {"t": 0.1, "dt": 0.05, "order": 3}})
+    doomed = plan["tasks"][0]["id"]
+    real = sweep.run_task
+
+    def crashing(payload):  # pickled by value into the Ray workers
+        if payload["task"]["id"] == doomed:
+            os._exit(3)
+        return real(payload)
+
+    monkeypatch.setattr(sweep, "run_task", crashing)
+    out = tmp_path / "out"
+    with pytest.raises(WorkerDied, match="1 task\\(s\\) lost their Ray worker"):
+        run_sweep(plan, out, engine="ray", workers=2)
+    assert [p.stem for p in task_files(out)] == [plan["tasks"][1]["id"]]
+
+    monkeypatch.setattr(sweep, "run_task", real)
+    outcome = run_sweep(plan, out, engine="local", workers=1, resume=True)
+    assert outcome["ran"] == [doomed]
+    assert all(r["status"] == "ok" for r in outcome["records"].values())
+
+
 # ---------------------------------------------------------------------------
 # A diverging task fails with its reason; the others finish.
 
