@@ -672,8 +672,10 @@ def check_c12(instance, cfg):
     bounds the per-edge difference to the ideal particles), three standard
     errors of the replica mean and the quadrature error, estimated as the
     change of the limit's movement between the instance's order and a
-    coarser one. Also the per-layer histograms of the displacement, network
-    against ideal particles, at the largest N.
+    coarser one; and (iv) Proposition 6.5 holds on the atomic limit with
+    beta_l > 0 for every layer (:func:`check_nondegeneracy_bound`). Also the
+    per-layer histograms of the displacement, network against ideal
+    particles, at the largest N.
     """
     import numpy as np
 
@@ -701,14 +703,25 @@ def check_c12(instance, cfg):
     budget = gaps[-1] + 3 * se + quadrature
     off = np.abs(moved[-1] - limit)
 
+    # Proposition 6.5 on the atomic limit (3 nodes per coordinate, as C4).
+    from mfdeep.properties.checks import check_nondegeneracy_bound
+
+    atomic = instance.atomic() if instance.is_polynomial else instance.atomic(3)
+    try:
+        prop = check_nondegeneracy_bound(atomic, t)
+        prop_holds = min(prop["beta"]) > 0
+    except AssertionError as exc:
+        prop, prop_holds = {"error": str(exc)}, False
+
     holds = (smallest >= 1e-2 and bool((moved[-1] >= 10 * gaps[-1]).all())
-             and max(spread) <= 0.2 and bool((off <= budget).all()))
+             and max(spread) <= 0.2 and bool((off <= budget).all()) and prop_holds)
     return smallest, 1e-2, {"N": Ns, "t": t, "moved_by_layer": moved.T.tolist(),
                             "relative_spread_over_N": spread,
                             "limit_moved_by_layer": limit.tolist(),
                             "network_minus_limit_at_largest_N": (moved[-1] - limit).tolist(),
                             "error_budget": budget.tolist(),
                             "quadrature_error_estimate": quadrature.tolist(),
+                            "proposition_6_5": prop,
                             "histograms_at_largest_N": _histograms(runs[-1])}, holds
 
 

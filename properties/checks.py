@@ -371,6 +371,66 @@ def check_contraction(instance, n_pairs=3, amplitude=0.1, lams=(0.0, 5.0, 40.0),
             "iterate_bound_KT": continuous}
 
 
+def check_nondegeneracy_bound(instance, t, n_times=21, splits=16):
+    """C12, Proposition 6.5 of proofs_notes 06 §6.6, on the atomic limit.
+
+    With beta_l = E|bbar_l(0; W0)| (the limit's initial speed) and
+    c = A' V_0 + K V (constants of 06, K certified by Arb on the box the
+    limit flow visits on [0, t]), the limit's movement must satisfy
+
+        E|Wbar_l(s) - Wbar_l(0)| >= beta_l s - c s^2 / 2     for s in [0, t],
+
+    checked at ``n_times`` times (Euclidean norm per weight, expectation
+    under the atomic law). ``instance`` must be atomic. Also returns the
+    movement the proposition guarantees, beta_l^2 / (2 c) at
+    s = beta_l / c: positive beta_l for every layer is the theorem's
+    non-degeneracy criterion.
+    """
+    import torch
+
+    from mfdeep.fast.layered import atomic_limit, mean_fields, solve_limit
+    from mfdeep.fast.model import TorchModel
+    from mfdeep.reference.constants import contraction_constant
+
+    model = TorchModel(instance)
+    lim = atomic_limit(model)
+    times = [t * k / (n_times - 1) for k in range(n_times)]
+    sol = solve_limit(model, t, dt=min(0.05, t / (n_times - 1)), record_times=times,
+                      record_states=True, lim=lim)
+    L = model.L
+    flow = [torch.stack([state[l] for state in sol.states]) for l in range(L - 1)]
+    h_boxes, w_boxes = _ranges(model, lim, [flow], sol.times)
+    theta_box = (float(lim.AL.min()) - 1e-12, float(lim.AL.max()) + 1e-12)
+    cc = contraction_constant(instance, h_boxes, w_boxes, theta_box, splits)
+    c = cc.constants
+    B = {L: c["Ah"][L]}
+    for l in range(L - 1, 1, -1):
+        B[l] = c["Ah"][l] * B[l + 1]
+    V0 = max(c["Lam0"] * c["Aw"][l] * B[l + 1] for l in range(1, L))
+    V = c["A"] * V0
+    sched = instance.schedule
+    A_prime = 0.0 if sched.kind == "constant" else float(sched.alpha0 / sched.tau)
+    curvature = A_prime * V0 + cc.K * V
+
+    # The limit's initial speed and movement, in the Euclidean norm per weight.
+    q = lim.key_weights()
+    _, b0 = mean_fields(model, lim, sol.states[0], 0.0)
+    beta = [float((torch.linalg.vector_norm(b, dim=-1) * w).sum()) for b, w in zip(b0, q)]
+    moved = [[float((torch.linalg.vector_norm(W[l] - sol.states[0][l], dim=-1)
+                     * q[l]).sum()) for W in sol.states] for l in range(L - 1)]
+    # Slack: float64 round-off of sums of order one.
+    tol = 1e-12
+    worst = max(beta[l] * s - 0.5 * curvature * s * s - moved[l][k]
+                for l in range(L - 1) for k, s in enumerate(sol.times))
+    _require(worst <= tol,
+             f"the limit moved {worst:.3e} less than Proposition 6.5 guarantees "
+             f"(beta={beta}, c={curvature:.4g})")
+    return {"beta": beta, "curvature": curvature, "K": cc.K, "V": V, "V0": V0,
+            "A_prime": A_prime, "times": list(sol.times), "moved": moved,
+            "guaranteed": [b * b / (2 * curvature) for b in beta],
+            "worst_shortfall": worst}
+
+
 def check_layered_lipschitz(instance, n_pairs=4, amplitude=0.2, seed=0, splits=16):
     """C11, the continuous half: on layered laws the drift is Lipschitz.
 

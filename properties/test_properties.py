@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from mfdeep.properties import _profiles  # noqa: F401  (registers the profiles)
 from mfdeep.properties.checks import (check_autograd_scaling, check_contraction,
                                       check_layered_lipschitz,
+                                      check_nondegeneracy_bound,
                                       check_discontinuity_off_layered,
                                       check_exact_gradient_scaling,
                                       check_factorisation,
@@ -100,3 +101,10 @@ def test_c4_measured_contraction_never_exceeds_the_derived_bound(instance, amp, 
 def test_c11_the_layered_drift_is_lipschitz_with_the_derived_constant(instance, amp, seed):
     out = check_layered_lipschitz(instance, n_pairs=1, amplitude=amp, seed=seed)
     target(out["worst_ratio_over_K"], label="drift change / (K weight change)")
+
+
+@_costly()
+@given(smooth_instances(L=st.integers(2, 4)), st.floats(0.1, 1.0))
+def test_c12_the_limit_moves_at_least_as_proposition_6_5_guarantees(instance, t):
+    out = check_nondegeneracy_bound(instance, t, n_times=11)
+    target(out["worst_shortfall"], label="guaranteed minus actual movement")

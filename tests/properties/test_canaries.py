@@ -188,3 +188,20 @@ def test_a_backward_pass_that_forgets_1_over_n_is_caught_by_the_exact_gradient(
     monkeypatch.setattr(ref_network, "backward", unaveraged)
     with pytest.raises(AssertionError, match="backprop drift differs"):
         checks.check_exact_gradient_scaling(with_depth(load_instance("exact"), 3), N=2)
+
+
+def test_an_underestimated_constant_is_caught_by_the_nondegeneracy_bound(monkeypatch):
+    # Canary: with K = 0 (and a constant schedule, so c = 0) the proposition
+    # would promise movement beta * s, more than a limit whose drift slows
+    # down as the risk falls delivers.
+    import mfdeep.reference.constants as constants
+
+    original = constants.contraction_constant
+
+    def zero_K(*args, **kwargs):
+        cc = original(*args, **kwargs)
+        return constants.ContractionConstant(0.0, [0.0] * len(cc.K_layers), cc.constants)
+
+    monkeypatch.setattr(constants, "contraction_constant", zero_K)
+    with pytest.raises(AssertionError, match="less than Proposition 6.5 guarantees"):
+        checks.check_nondegeneracy_bound(load_instance("default").atomic(3), 1.0)
