@@ -219,6 +219,13 @@ def cmd_properties(args):
     import subprocess
     import time
 
+    import importlib.util
+
+    if importlib.util.find_spec("pytest") is None:
+        print("mfdeep properties: the property suite runs under pytest, which is not "
+              "installed; install it with pip install 'mfdeep[test]' (or pip install "
+              "pytest)", file=sys.stderr)
+        return 2
     env = dict(os.environ, HYPOTHESIS_PROFILE=args.profile)
     cmd = [sys.executable, "-m", "pytest", "--pyargs", "mfdeep.properties", "-q",
            "-p", "no:cacheprovider", *args.pytest_args]

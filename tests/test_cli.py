@@ -166,3 +166,13 @@ def test_simulate_rejects_a_seed_torch_cannot_take(tmp_path, capsys):
     assert cli.main(["simulate", "--finite", "4", "--seed", str(2**64),
                      "--out", str(tmp_path), "--no-progress"]) == 2
     assert "[0, 2**63)" in capsys.readouterr().err
+
+
+def test_properties_without_pytest_says_how_to_install_it(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pytest" else real(name, *a))
+    assert cli.main(["properties", "--profile", "ci"]) == 2
+    assert "pip install 'mfdeep[test]'" in capsys.readouterr().err
