@@ -23,7 +23,9 @@ def base_doc():
 
 
 def test_builtin_documents_are_valid():
-    instance_from_dict(base_doc())
+    # The base of every mutation below must itself be accepted.
+    inst = instance_from_dict(base_doc())
+    assert (inst.name, inst.L, inst.is_polynomial) == ("exact", 3, True)
 
 
 @pytest.mark.parametrize("L", [1, 0, -3])

@@ -330,9 +330,9 @@ def build_parser():
     c.add_argument("--prec", type=int, default=128, help="Arb precision in bits")
     c.add_argument("--out", default="mfdeep-certificate", help="output folder")
     c.set_defaults(func=cmd_certify)
-    from mfdeep.sweep import add_parser as _add_sweep
+    from mfdeep.cli.sweep import add_parser as _add_sweep
     _add_sweep(sub)
-    from mfdeep.simulate import add_parser as _add_simulate
+    from mfdeep.cli.simulate import add_parser as _add_simulate
     _add_simulate(sub)
     return parser
 
