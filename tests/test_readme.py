@@ -25,3 +25,28 @@ def test_the_readme_gives_two_commands_one_for_verify_one_for_the_tests():
 def test_ci_runs_exactly_the_readmes_test_command():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert _readme_commands()[1] in ci
+
+
+def _python_blocks():
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Python API"):text.index("## Instance files")]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def test_the_python_api_examples_run_as_written(tmp_path):
+    # Each block as its own script in a scratch folder (the second one
+    # writes sim-out/ and sweep-out/ and starts worker processes).
+    import subprocess
+    import sys
+
+    blocks = _python_blocks()
+    assert len(blocks) == 2
+    for k, block in enumerate(blocks):
+        script = tmp_path / f"example{k}.py"
+        script.write_text(block)
+        proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.strip(), f"block {k} printed nothing"
+    assert (tmp_path / "sim-out" / "simulation.json").is_file()
+    assert (tmp_path / "sweep-out" / "summary.json").is_file()
