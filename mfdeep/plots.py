@@ -47,6 +47,15 @@ def _save(fig, path):
     atomic_write(path, buf.getvalue())
 
 
+def _label_measured(ax, values):
+    """Put the x tick labels at the measured values only (log-axis minor
+    labels collide on these short ranges)."""
+    import matplotlib.ticker as ticker
+
+    ax.set_xticks(values, [f"{v:g}" for v in values])
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+
+
 def _fitted_line(x, y, slope):
     """The line of the given slope through the geometric mean of the points."""
     import numpy as np
@@ -73,6 +82,7 @@ def plot_c8(details, path, title):
             label="N^-1/2 guide")
     ax.set(xscale="log", yscale="log", xlabel="width N",
            ylabel="E|W(t) - Wbar(t)|", title=title)
+    _label_measured(ax, Ns)
     ax.legend(fontsize=8)
     _save(fig, path)
     plt.close(fig)
@@ -91,9 +101,7 @@ def plot_c9(details, path, title):
             color="grey", lw=1, ls=":", label="eps^1/2 guide")
     ax.set(xscale="log", yscale="log", xlabel="SGD step eps",
            ylabel="E|W_sgd(t) - W_gf(t)|", title=title)
-    # Label the measured steps only: log-axis minor labels collide here.
-    ax.set_xticks(eps, [f"{e:g}" for e in eps])
-    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    _label_measured(ax, eps)
     ax.legend(fontsize=8)
     _save(fig, path)
     plt.close(fig)
@@ -105,7 +113,9 @@ def plot_c10(details, path, title):
     plt = _pyplot()
     tr = details["trajectories"]
     times = tr["times"]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    gaps = "output_gap_by_N" in details
+    fig, axes = plt.subplots(1, 3 if gaps else 2, figsize=(15 if gaps else 10, 4))
+    a1, a2 = axes[0], axes[1]
     colors = plt.cm.viridis(np.linspace(0.1, 0.9, len(details["N"])))
     for N, risk, c in zip(details["N"], tr["risk_network_mean"], colors):
         a1.plot(times, risk, marker=".", color=c, label=f"network N={N}")
@@ -124,6 +134,24 @@ def plot_c10(details, path, title):
     a2.set(xlabel="t", ylabel="output",
            title="outputs at data points 1 (solid) and 2 (dash-dot)")
     a2.legend(fontsize=8)
+    if gaps:
+        # The gaps at the final time against N: what the curves above hide.
+        a3, Ns = axes[2], details["N"]
+        for key, slope, label in (
+                ("risk_gap_by_N", details["slope_in_N"], "|R_N - Rbar|"),
+                ("output_gap_by_N", details["output_slope_in_N"],
+                 "max_x |yhat - ybar|")):
+            line = a3.plot(Ns, details[key], marker="o",
+                           label=f"{label}: fitted slope {slope:.2f}")
+            a3.plot(Ns, _fitted_line(Ns, details[key], slope), ls="--", lw=1,
+                    color=line[0].get_color())
+        a3.plot(Ns, _fitted_line(Ns, details["output_gap_by_N"], -0.5) * 0.6,
+                color="grey", lw=1, ls=":", label="N^-1/2 guide")
+        a3.set(xscale="log", yscale="log", xlabel="width N",
+               ylabel="gap at the final time (mean over replicas)",
+               title="gaps to the limit")
+        _label_measured(a3, Ns)
+        a3.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     _save(fig, path)
@@ -182,6 +210,7 @@ def plot_c7_dependence(details, path, title):
                 label=f"ideal particles, layers {k + 1}-{k + 2}")
     ax.set(xscale="log", yscale="log", xlabel="width N",
            ylabel="mean |corr(dW^l_ij, dW^(l+1)_jk)| over paths", title=title)
+    _label_measured(ax, Ns)
     ax.legend(fontsize=8)
     _save(fig, path)
     plt.close(fig)
