@@ -205,3 +205,15 @@ def test_an_underestimated_constant_is_caught_by_the_nondegeneracy_bound(monkeyp
     monkeypatch.setattr(constants, "contraction_constant", zero_K)
     with pytest.raises(AssertionError, match="less than Proposition 6.5 guarantees"):
         checks.check_nondegeneracy_bound(load_instance("default").atomic(3), 1.0)
+
+
+def test_an_overestimated_initial_speed_is_caught_by_the_nondegeneracy_bound(
+        monkeypatch):
+    # Canary: beta 20 % too large promises more movement near s = 0 than the
+    # limit makes; the check samples the window (0, 2 beta / c) where the
+    # bound is positive, so it must notice.
+    original = checks._initial_speed
+    monkeypatch.setattr(checks, "_initial_speed",
+                        lambda *args: [1.2 * b for b in original(*args)])
+    with pytest.raises(AssertionError, match="less than Proposition 6.5 guarantees"):
+        checks.check_nondegeneracy_bound(load_instance("default").atomic(3), 1.0)
