@@ -66,24 +66,30 @@ def _fitted_line(x, y, slope):
     return np.exp(c + slope * lx)
 
 
+def _rate_axes(ax, x, series, guide, xlabel, ylabel, title):
+    """Log-log axes of measured series against ``x``, each with its fitted
+    line; ``series`` holds ``(values, slope, label, yerr)``; ``guide`` is
+    ``(slope, label)`` of a reference rate drawn below the first series."""
+    for values, slope, label, yerr in series:
+        line = ax.errorbar(x, values, yerr=yerr, marker="o", capsize=3,
+                           label=f"{label}: fitted slope {slope:.2f}")
+        ax.plot(x, _fitted_line(x, values, slope), ls="--", lw=1,
+                color=line[0].get_color())
+    ax.plot(x, _fitted_line(x, series[0][0], guide[0]) * 0.6, color="grey", lw=1,
+            ls=":", label=guide[1])
+    ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel, title=title)
+    _label_measured(ax, x)
+    ax.legend(fontsize=8)
+
+
 def plot_c8(details, path, title):
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    Ns = details["N"]
-    for l, (gaps, slope) in enumerate(zip(details["gap_by_layer"], details["slopes"]),
-                                      start=1):
-        err = details.get("gap_standard_errors", [None] * len(details["slopes"]))[l - 1]
-        line = ax.errorbar(Ns, gaps, yerr=err, marker="o", capsize=3,
-                           label=f"layer {l}: fitted slope {slope:.2f}")
-        ax.plot(Ns, _fitted_line(Ns, gaps, slope), ls="--", color=line[0].get_color(),
-                lw=1)
-    ref = details["gap_by_layer"][0]
-    ax.plot(Ns, _fitted_line(Ns, ref, -0.5) * 0.6, color="grey", lw=1, ls=":",
-            label="N^-1/2 guide")
-    ax.set(xscale="log", yscale="log", xlabel="width N",
-           ylabel="E|W(t) - Wbar(t)|", title=title)
-    _label_measured(ax, Ns)
-    ax.legend(fontsize=8)
+    errs = details.get("gap_standard_errors", [None] * len(details["slopes"]))
+    series = [(gaps, slope, f"layer {l}", err) for l, (gaps, slope, err) in
+              enumerate(zip(details["gap_by_layer"], details["slopes"], errs), start=1)]
+    _rate_axes(ax, details["N"], series, (-0.5, "N^-1/2 guide"), "width N",
+               "E|W(t) - Wbar(t)|", title)
     _save(fig, path)
     plt.close(fig)
 
@@ -91,18 +97,10 @@ def plot_c8(details, path, title):
 def plot_c9(details, path, title):
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    eps = details["eps"]
-    for l, (errs, slope) in enumerate(zip(details["error_by_layer"], details["slopes"]),
-                                      start=1):
-        line = ax.plot(eps, errs, marker="o", label=f"layer {l}: fitted slope {slope:.2f}")
-        ax.plot(eps, _fitted_line(eps, errs, slope), ls="--",
-                color=line[0].get_color(), lw=1)
-    ax.plot(eps, _fitted_line(eps, details["error_by_layer"][0], 0.5) * 0.6,
-            color="grey", lw=1, ls=":", label="eps^1/2 guide")
-    ax.set(xscale="log", yscale="log", xlabel="SGD step eps",
-           ylabel="E|W_sgd(t) - W_gf(t)|", title=title)
-    _label_measured(ax, eps)
-    ax.legend(fontsize=8)
+    series = [(errs, slope, f"layer {l}", None) for l, (errs, slope) in
+              enumerate(zip(details["error_by_layer"], details["slopes"]), start=1)]
+    _rate_axes(ax, details["eps"], series, (0.5, "eps^1/2 guide"), "SGD step eps",
+               "E|W_sgd(t) - W_gf(t)|", title)
     _save(fig, path)
     plt.close(fig)
 
@@ -136,22 +134,12 @@ def plot_c10(details, path, title):
     a2.legend(fontsize=8)
     if gaps:
         # The gaps at the final time against N: what the curves above hide.
-        a3, Ns = axes[2], details["N"]
-        for key, slope, label in (
-                ("risk_gap_by_N", details["slope_in_N"], "|R_N - Rbar|"),
-                ("output_gap_by_N", details["output_slope_in_N"],
-                 "max_x |yhat - ybar|")):
-            line = a3.plot(Ns, details[key], marker="o",
-                           label=f"{label}: fitted slope {slope:.2f}")
-            a3.plot(Ns, _fitted_line(Ns, details[key], slope), ls="--", lw=1,
-                    color=line[0].get_color())
-        a3.plot(Ns, _fitted_line(Ns, details["output_gap_by_N"], -0.5) * 0.6,
-                color="grey", lw=1, ls=":", label="N^-1/2 guide")
-        a3.set(xscale="log", yscale="log", xlabel="width N",
-               ylabel="gap at the final time (mean over replicas)",
-               title="gaps to the limit")
-        _label_measured(a3, Ns)
-        a3.legend(fontsize=8)
+        series = [(details["output_gap_by_N"], details["output_slope_in_N"],
+                   "max_x |yhat - ybar|", None),
+                  (details["risk_gap_by_N"], details["slope_in_N"], "|R_N - Rbar|",
+                   None)]
+        _rate_axes(axes[2], details["N"], series, (-0.5, "N^-1/2 guide"), "width N",
+                   "gap at the final time (mean over replicas)", "gaps to the limit")
     fig.suptitle(title)
     fig.tight_layout()
     _save(fig, path)
