@@ -697,8 +697,7 @@ def check_c12(instance, cfg):
     # so Gauss rules converge slowly and unevenly: take the movement at a
     # finer order than the coupling runs use, and its change against a
     # coarser one as the error estimate.
-    laws = [instance.nu0, *instance.m, instance.nuL]
-    if all(law.kind == "atoms" for law in laws):
+    if instance.is_atomic:
         limit = np.array(_limit_movement(instance, t))
         quadrature = np.zeros_like(limit)  # the laws are atomic: no quadrature
     else:

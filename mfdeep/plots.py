@@ -41,9 +41,11 @@ def _pyplot():
 
 
 def _save(fig, path):
-    """Write a PNG atomically: render to memory, then temp file and rename."""
+    """Write a PNG atomically (render to memory, then temp file and rename)
+    and close the figure."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
     atomic_write(path, buf.getvalue())
 
 
@@ -91,7 +93,6 @@ def plot_c8(details, path, title):
     _rate_axes(ax, details["N"], series, (-0.5, "N^-1/2 guide"), "width N",
                "E|W(t) - Wbar(t)|", title)
     _save(fig, path)
-    plt.close(fig)
 
 
 def plot_c9(details, path, title):
@@ -102,7 +103,6 @@ def plot_c9(details, path, title):
     _rate_axes(ax, details["eps"], series, (0.5, "eps^1/2 guide"), "SGD step eps",
                "E|W_sgd(t) - W_gf(t)|", title)
     _save(fig, path)
-    plt.close(fig)
 
 
 def plot_c10(details, path, title):
@@ -143,7 +143,6 @@ def plot_c10(details, path, title):
     fig.suptitle(title)
     fig.tight_layout()
     _save(fig, path)
-    plt.close(fig)
 
 
 def plot_c4(details, path, title):
@@ -160,7 +159,6 @@ def plot_c4(details, path, title):
            title=title)
     ax.legend(fontsize=8)
     _save(fig, path)
-    plt.close(fig)
 
 
 def plot_c12(details, path, title):
@@ -182,7 +180,6 @@ def plot_c12(details, path, title):
         ax.legend(fontsize=8)
     fig.suptitle(title)
     _save(fig, path)
-    plt.close(fig)
 
 
 def plot_c7_dependence(details, path, title):
@@ -201,7 +198,6 @@ def plot_c7_dependence(details, path, title):
     _label_measured(ax, Ns)
     ax.legend(fontsize=8)
     _save(fig, path)
-    plt.close(fig)
 
 
 def write_plots(report, out):

@@ -170,6 +170,12 @@ class Instance:
         return (all(mp.is_polynomial for mp in maps) and self.loss.kind == "squared")
 
     @property
+    def is_atomic(self):
+        """Whether every initial law is a finite set of atoms (no quadrature);
+        independent of :attr:`is_polynomial`, which is about the maps."""
+        return all(law.kind == "atoms" for law in (self.nu0, *self.m, self.nuL))
+
+    @property
     def covered(self):
         """Whether the convergence theorem covers this instance (see maps doc)."""
         pairs = [(self.sigma0, self.nu0), (self.sigmaL, self.nuL)]

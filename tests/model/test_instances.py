@@ -1,5 +1,6 @@
 """Built-in instances, laws and compiled programs."""
 
+import dataclasses
 from fractions import Fraction
 
 import pytest
@@ -103,3 +104,18 @@ def test_decay_schedule_stays_exact_at_integer_times():
     alpha = Schedule("decay", Fraction(1), Fraction(1, 2)).program.bind(ExactOps())
     assert isinstance(alpha(0), flint.fmpq) and alpha(0) == 1
     assert alpha(flint.fmpq(1, 2)) == flint.fmpq(1, 2)
+
+
+def test_atomic_and_polynomial_are_separate_properties():
+    # Polynomial maps say nothing about the laws: `exact` is both, its maps
+    # with Gaussian laws only polynomial, `default` on quadrature atoms only
+    # atomic.
+    from mfdeep.model import gaussian
+
+    exact = load_instance("exact")
+    assert exact.is_polynomial and exact.is_atomic
+    smooth = dataclasses.replace(exact, nu0=gaussian([1, 0], [1, 1]))
+    assert smooth.is_polynomial and not smooth.is_atomic
+    default = load_instance("default")
+    assert not default.is_atomic and default.atomic(3).is_atomic
+    assert not default.atomic(3).is_polynomial
